@@ -1,0 +1,1 @@
+"""The command line: thin modules that parse, call a flow and render."""

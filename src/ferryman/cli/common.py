@@ -1,0 +1,111 @@
+"""What every command shares: options, loading the config, the event bus, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..config import Config, ConfigError, load_config
+from ..errors import EXIT_BAD_INPUT, EXIT_FLOW_FAILED, EXIT_PRECONDITION, FerrymanError
+from ..events import EventBus
+from ..logfiles import LogFiles
+from ..redact import Redactor
+from ..transport import TransportError
+from ..view import TerminalView
+
+T = TypeVar("T")
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+@dataclass
+class Options:
+    config: Path
+    verbose: bool = False
+
+
+def options(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    if isinstance(obj, Options):
+        return obj
+    return Options(Path(os.environ.get("FERRYMAN_CONFIG", "ferryman.yml")))
+
+
+def load(ctx: typer.Context) -> Config:
+    return load_config(options(ctx).config)
+
+
+def log_dir(cfg: Config) -> Path:
+    path = Path(cfg.log_dir).expanduser()
+    if not path.is_absolute():
+        path = Path(cfg.source).resolve().parent / path
+    return path
+
+
+def make_bus(ctx: typer.Context, cfg: Config, flow: str, *, files: bool = True,
+             terminal: bool = True) -> tuple[EventBus, LogFiles | None]:
+    bus = EventBus(flow, Redactor(cfg.secrets))
+    if terminal:
+        bus.add(TerminalView(err_console, verbose=options(ctx).verbose))
+    logs = None
+    if files:
+        logs = LogFiles(log_dir(cfg), flow)
+        bus.add(logs)
+    return bus, logs
+
+
+def fail(message: str, code: int, hint: str = "") -> typer.Exit:
+    err_console.print(f"error: {message}", style="red", highlight=False, markup=False)
+    if hint:
+        err_console.print(f"hint: {hint}", style="yellow", highlight=False, markup=False)
+    return typer.Exit(code)
+
+
+def execute(fn: Callable[[], Awaitable[T]]) -> T:
+    """Runs a command's coroutine and turns known errors into messages and exit codes."""
+    try:
+        return asyncio.run(fn())
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    except FerrymanError as exc:
+        raise fail(str(exc), exc.exit_code, exc.hint) from None
+    except TransportError as exc:
+        raise fail(str(exc), EXIT_PRECONDITION, exc.hint) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", EXIT_FLOW_FAILED) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def confirm(cfg: Config, env: str, what: str, yes: bool) -> None:
+    """Environments with `policy.confirm` ask before any change, unless --yes."""
+    if yes or not cfg.environments[env].policy.confirm:
+        return
+    from ..errors import BadInput
+
+    if not sys.stdin.isatty():
+        raise BadInput(f"{env} asks for confirmation and there is no terminal: pass --yes")
+    if not typer.confirm(f"{what}: go ahead?", err=True):
+        raise BadInput("not confirmed; nothing was changed")

@@ -1,0 +1,89 @@
+"""`ferryman status`: what runs where, and which services drift between environments."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from ..config import Config
+from ..docker.inspect import short_id
+from ..flows import status as flow
+from ..hosts import open_pool
+from .common import execute, load, out_console, print_json
+
+
+def _envs(cfg: Config, envs: list[str]) -> list[str]:
+    return envs or list(cfg.environments)
+
+
+def _state(s: flow.ServiceStatus) -> str:
+    colour = {"running": "green", "absent": "yellow", "unreachable": "red"}.get(s.state, "red")
+    return f"[{colour}]{s.state}[/]"
+
+
+def _mode(s: flow.ServiceStatus) -> str:
+    f = s.facts
+    if f is None or f.compose is None:
+        return s.mode
+    files = ", ".join(
+        f"{p}{'' if s.compose_files.get(p) else ' [red](missing)[/]'}"
+        for p in f.compose.config_files
+    ) or "[red]no config_files label[/]"
+    return f"compose: {f.compose.project}/{f.compose.service}\n{f.compose.working_dir}\n{files}"
+
+
+def render(statuses: list[flow.ServiceStatus], envs: list[str]) -> None:
+    for env in envs:
+        table = Table(title=f"{env}", title_justify="left", show_lines=True)
+        for col in ("host", "service", "state", "health", "restarts", "image", "id", "started",
+                    "how started"):
+            table.add_column(col)
+        for s in (x for x in statuses if x.place.env == env):
+            f = s.facts
+            table.add_row(
+                s.place.host, s.place.service, _state(s),
+                (f.health or "-") if f else "-", str(f.restarts) if f else "-",
+                f.image_ref if f else "-", short_id(f.image_id) if f else "-",
+                f.started_at[:19].replace("T", " ") if f and f.running else "-",
+                _mode(s) if not s.error else f"[red]{s.error}[/]",
+            )
+        out_console.print(table)
+    if len(envs) < 2:
+        return
+    table = Table(title="drift", title_justify="left")
+    table.add_column("service")
+    for env in envs:
+        table.add_column(env)
+    table.add_column("")
+    for d in flow.drift(statuses, envs):
+        cells = ["\n".join(d.images[e]) or "-" for e in envs]
+        table.add_row(d.service, *cells, "[bold yellow]DIFFERS[/]" if d.differs else "same")
+    out_console.print(table)
+
+
+def status(
+    ctx: typer.Context,
+    envs: list[str] = typer.Argument(None, help="Environments to show (default: all)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Per environment, host and service: state, health, image, how it was started; drift."""
+    cfg = load(ctx)
+    names = _envs(cfg, envs or [])
+
+    async def go() -> list[flow.ServiceStatus]:
+        async with open_pool(cfg) as pool:
+            for env in names:
+                pool.env(env)
+            return await flow.collect(pool, names)
+
+    statuses = execute(go)
+    if json_out:
+        print_json({
+            "services": [s.to_dict() for s in statuses],
+            "drift": [{"service": d.service, "differs": d.differs, "images": d.images}
+                      for d in flow.drift(statuses, names)] if len(names) > 1 else [],
+        })
+    else:
+        render(statuses, names)
+    if any(s.error for s in statuses):
+        raise typer.Exit(3)

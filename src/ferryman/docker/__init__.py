@@ -1,0 +1,1 @@
+"""Pure Docker knowledge: argv builders and models of what `docker inspect` says."""

@@ -1,0 +1,92 @@
+"""argv builders for the docker CLI and the few POSIX tools ferryman uses on hosts.
+
+Every function returns a list; transports quote it. No value is ever pasted into a shell
+string: where a shell is needed, the script is a constant and values are its positional args.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def inspect_containers(names: Sequence[str]) -> list[str]:
+    return ["docker", "inspect", "--type", "container", *names]
+
+
+def docker_version() -> list[str]:
+    return ["docker", "version", "--format", "{{json .}}"]
+
+
+def compose_v2_version() -> list[str]:
+    return ["docker", "compose", "version", "--short"]
+
+
+def compose_v1_version() -> list[str]:
+    return ["docker-compose", "version", "--short"]
+
+
+def docker_root_dir() -> list[str]:
+    return ["docker", "info", "--format", "{{.DockerRootDir}}"]
+
+
+def disk_free(path: str) -> list[str]:
+    return ["df", "-Pk", "--", path]
+
+
+def container_logs(name: str, tail: int | None = None, follow: bool = False,
+                   timestamps: bool = False) -> list[str]:
+    argv = ["docker", "logs"]
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    if follow:
+        argv.append("--follow")
+    if timestamps:
+        argv.append("--timestamps")
+    return [*argv, name]
+
+
+def restart_container(name: str, stop_timeout: int = 10) -> list[str]:
+    return ["docker", "restart", "--time", str(stop_timeout), name]
+
+
+# Prints "y PATH" or "n PATH" per argument: one round trip for many files.
+_FILES_EXIST = 'for f in "$@"; do if [ -e "$f" ]; then echo "y $f"; else echo "n $f"; fi; done'
+
+
+def files_exist(paths: Sequence[str]) -> list[str]:
+    return ["sh", "-c", _FILES_EXIST, "ferryman-files", *paths]
+
+
+# Fetches a URL with whichever client the host has; exit 0 only on a 2xx/3xx answer.
+_HTTP_PROBE = (
+    'if command -v curl >/dev/null 2>&1; then '
+    'exec curl -fsS -o /dev/null --max-time "$2" "$1"; '
+    'elif command -v wget >/dev/null 2>&1; then '
+    'exec wget -q -O /dev/null -T "$2" "$1"; '
+    'else echo "neither curl nor wget is installed on this host" >&2; exit 127; fi'
+)
+
+
+def http_probe(url: str, timeout: float) -> list[str]:
+    return ["sh", "-c", _HTTP_PROBE, "ferryman-http", url, str(max(1, round(timeout)))]
+
+
+def parse_files_exist(stdout: str) -> dict[str, bool]:
+    found: dict[str, bool] = {}
+    for line in stdout.splitlines():
+        flag, _, path = line.partition(" ")
+        if flag in ("y", "n") and path:
+            found[path] = flag == "y"
+    return found
+
+
+def parse_df(stdout: str) -> tuple[int, int] | None:
+    """(total bytes, available bytes) from `df -Pk` output, or None when unreadable."""
+    lines = stdout.strip().splitlines()
+    if len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    try:
+        return int(fields[1]) * 1024, int(fields[3]) * 1024
+    except (IndexError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""Flows: what ferryman does on hosts, as reads or as lists of steps."""

@@ -1,0 +1,119 @@
+"""Hosts of the environments in ferryman.yml, connected on demand and closed together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .config import Config
+from .config.schema import HostSpec, parse_address
+from .errors import BadInput
+from .events import EventBus, ObservedHost
+from .transport import Host, LocalHost, SshHost, SshTarget
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One service on one host of one environment."""
+
+    env: str
+    host: str
+    service: str
+    container: str
+
+
+def target_for(cfg: Config, spec: HostSpec) -> SshTarget:
+    accept = spec.accept_unknown_host_key
+    if accept is None:
+        accept = cfg.ssh.accept_unknown_hosts
+    jump = None
+    if spec.jump:
+        hop = parse_address(spec.jump, allow_local=False)
+        jump = SshTarget(
+            label=f"{spec.label} (jump {hop.hostname})", hostname=hop.hostname, port=hop.port,
+            user=hop.user,
+            known_hosts=spec.known_hosts or cfg.ssh.known_hosts, accept_unknown_host_key=accept,
+            connect_timeout=cfg.ssh.connect_timeout,
+        )
+    return SshTarget(
+        label=spec.label,
+        hostname=spec.hostname,
+        port=spec.port,
+        user=spec.user,
+        identity_file=spec.identity_file,
+        password=spec.password.get_secret_value() if spec.password else None,
+        known_hosts=spec.known_hosts or cfg.ssh.known_hosts,
+        accept_unknown_host_key=accept,
+        connect_timeout=cfg.ssh.connect_timeout,
+        jump=jump,
+    )
+
+
+class HostPool:
+    """Opens each host once per run; every command of the run reuses that connection."""
+
+    def __init__(self, cfg: Config, bus: EventBus | None = None) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self._hosts: dict[tuple[str, str], Host] = {}
+
+    def env(self, name: str):  # type: ignore[no-untyped-def]
+        try:
+            return self.cfg.environments[name]
+        except KeyError:
+            known = ", ".join(self.cfg.environments) or "none"
+            raise BadInput(f"unknown environment '{name}' (ferryman.yml has: {known})") from None
+
+    def host(self, env: str, label: str) -> Host:
+        key = (env, label)
+        if key not in self._hosts:
+            spec = next((h for h in self.env(env).hosts if h.label == label), None)
+            if spec is None:
+                raise BadInput(f"environment '{env}' has no host '{label}'")
+            inner: Host = (
+                LocalHost(spec.label) if spec.is_local
+                else SshHost(target_for(self.cfg, spec), self.cfg.ssh.command_timeout)
+            )
+            self._hosts[key] = ObservedHost(inner, self.bus) if self.bus else inner
+        return self._hosts[key]
+
+    def hosts(self, env: str) -> list[tuple[str, Host]]:
+        return [(spec.label, self.host(env, spec.label)) for spec in self.env(env).hosts]
+
+    def placements(self, env: str, services: list[str] | None = None) -> list[Placement]:
+        """Where each service runs in env: every host unless the service names its hosts."""
+        self.env(env)
+        chosen = services or list(self.cfg.services)
+        unknown = [s for s in chosen if s not in self.cfg.services]
+        if unknown:
+            known = ", ".join(self.cfg.services) or "none"
+            raise BadInput(f"unknown service {', '.join(unknown)} (ferryman.yml has: {known})")
+        out = []
+        for name in chosen:
+            svc = self.cfg.services[name]
+            for spec in self.env(env).hosts:
+                if svc.hosts is None or spec.label in svc.hosts:
+                    out.append(Placement(env, spec.label, name, svc.container_name))
+        return out
+
+    async def close(self) -> None:
+        await asyncio.gather(*(h.close() for h in self._hosts.values()), return_exceptions=True)
+        self._hosts.clear()
+
+
+def by_host(placements: list[Placement]) -> Iterator[tuple[tuple[str, str], list[Placement]]]:
+    groups: dict[tuple[str, str], list[Placement]] = {}
+    for p in placements:
+        groups.setdefault((p.env, p.host), []).append(p)
+    yield from groups.items()
+
+
+@contextlib.asynccontextmanager
+async def open_pool(cfg: Config, bus: EventBus | None = None):  # type: ignore[no-untyped-def]
+    pool = HostPool(cfg, bus)
+    try:
+        yield pool
+    finally:
+        await pool.close()
