@@ -57,7 +57,8 @@ class LogFiles:
                 text += f"\n    $ {cmd}"
             return text
         if event.kind == "step_ok":
-            return f"{head} step {d['n']}/{d['m']} {d['name']} ok ({d['duration']}s)"
+            said = f": {d['result']}" if d.get("result") else ""
+            return f"{head} step {d['n']}/{d['m']} {d['name']} ok ({d['duration']}s){said}"
         if event.kind in ("step_fail", "undo_fail"):
             what = f"step {d['n']}/{d['m']}" if "n" in d else "undo"
             text = f"{head} {what} {d['name']} FAILED: {d['error']}"

@@ -99,8 +99,10 @@ async def run_steps(
                 done.append(step)
             await _undo(bus, done, outcome)
             break
+        result = outcome.results[step.name]
         bus.emit("step_ok", n=n, m=total, name=step.name,
-                 duration=round(time.monotonic() - t0, 3))
+                 duration=round(time.monotonic() - t0, 3),
+                 **({"result": result} if isinstance(result, str) else {}))
         done.append(step)
     outcome.duration = time.monotonic() - started
     for step in done:

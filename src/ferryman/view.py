@@ -57,7 +57,8 @@ class TerminalView:
 
     def _on_step_ok(self, flow: str, d: dict[str, Any]) -> None:
         self._stop_progress()
-        self.console.print(f"    [green]ok[/] ({d['duration']:.1f}s)", highlight=False)
+        said = f": {escape(d['result'])}" if d.get("result") else ""
+        self.console.print(f"    [green]ok[/] ({d['duration']:.1f}s){said}", highlight=False)
 
     def _on_step_fail(self, flow: str, d: dict[str, Any]) -> None:
         self._stop_progress()

@@ -41,7 +41,10 @@ def options(ctx: typer.Context) -> Options:
 
 
 def load(ctx: typer.Context) -> Config:
-    return load_config(options(ctx).config)
+    try:
+        return load_config(options(ctx).config)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
 
 
 def log_dir(cfg: Config) -> Path:

@@ -7,9 +7,7 @@ import io
 import typer
 from ruamel.yaml import YAML
 
-from ..config import ConfigError
-from ..errors import EXIT_BAD_INPUT
-from .common import err_console, fail, load, options, print_json
+from .common import err_console, load, options, print_json
 
 app = typer.Typer(help="Validate and show ferryman.yml.", no_args_is_help=True)
 
@@ -20,10 +18,7 @@ def check(
     json_out: bool = typer.Option(False, "--json", help="Print the resolved config as JSON."),
 ) -> None:
     """Validate ferryman.yml; print it resolved, with every secret masked."""
-    try:
-        cfg = load(ctx)
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    cfg = load(ctx)
     shown = cfg.display()
     if json_out:
         print_json(shown)

@@ -11,17 +11,21 @@ import contextlib
 import os
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
 from .base import CommandFailed, Result, StderrTail, TransportError, decode
 
-# OpenSSH's sshd allows 10 sessions per connection by default (MaxSessions).
-MAX_CHANNELS = 8
+T = TypeVar("T")
+
+# OpenSSH's sshd allows 10 sessions per connection by default (MaxSessions), and a closed
+# session is freed a little after its exit status arrives: stay well below, retry when refused.
+MAX_CHANNELS = 6
+OPEN_RETRIES = 5
 
 
 @dataclass
@@ -147,15 +151,28 @@ async def open_connection(target: SshTarget) -> asyncssh.SSHClientConnection:
         ) from exc
 
 
+# A streamed command first reports its PID on stderr, so that an abort can kill it over a
+# second channel: a closed channel looks like a clean end of input to the far command, and
+# sshd does not honour signal requests for every user (root included).
+PID_MARK = b"ferryman-pid:"
+_WITH_PID = 'printf "ferryman-pid:%s\\n" "$$" >&2; exec "$@"'
+
+
 class SshProcess:
-    def __init__(self, label: str, argv: list[str], proc: asyncssh.SSHClientProcess) -> None:
-        self._label, self._argv, self._proc = label, argv, proc
+    def __init__(self, host: SshHost, argv: list[str], proc: asyncssh.SSHClientProcess) -> None:
+        self._host, self._label, self._argv, self._proc = host, host.label, argv, proc
         self._started = time.monotonic()
         self._stderr = StderrTail()
+        self._pid: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._stderr_task = asyncio.create_task(self._drain_stderr())
 
     async def _drain_stderr(self) -> None:
         with contextlib.suppress(asyncssh.Error, OSError):
+            first = await self._proc.stderr.readline()
+            if first.startswith(PID_MARK):
+                self._pid.set_result(first[len(PID_MARK):].strip().decode())
+            else:
+                self._stderr.add(first)
             while chunk := await self._proc.stderr.read(65536):
                 self._stderr.add(chunk)
 
@@ -177,7 +194,12 @@ class SshProcess:
             self._proc.stdin.write_eof()
 
     async def abort(self) -> None:
-        # Closing the channel without a clean end tells the far command its input was cut.
+        # The PID line comes first thing; it may still be in flight when an abort comes early.
+        with contextlib.suppress(TimeoutError):
+            pid = await asyncio.wait_for(asyncio.shield(self._pid), 5)
+            if pid.isdigit():
+                with contextlib.suppress(TransportError):
+                    await self._host.run(["kill", "-KILL", pid], timeout=15)
         with contextlib.suppress(asyncssh.Error, OSError):
             self._proc.close()
 
@@ -191,6 +213,8 @@ class SshProcess:
         except (asyncssh.Error, OSError):
             status = -1
         await self._stderr_task
+        if not self._pid.done():
+            self._pid.cancel()
         return Result(
             self._label, self._argv, status, decode(rest), self._stderr.text(),
             time.monotonic() - self._started,
@@ -228,9 +252,9 @@ class SshHost:
         started = time.monotonic()
         async with self._channels:
             try:
-                done = await conn.run(
+                done = await self._with_retry(lambda: conn.run(
                     shlex.join(argv), check=False, timeout=timeout, input=input, encoding=None
-                )
+                ))
                 result = Result(
                     self.label, argv,
                     done.exit_status if done.exit_status is not None else -1,
@@ -254,10 +278,24 @@ class SshHost:
         argv = list(argv)
         conn = await self.connection()
         try:
-            proc = await conn.create_process(shlex.join(argv), encoding=None)
+            wrapped = ["sh", "-c", _WITH_PID, "ferryman-stream", *argv]
+            proc = await self._with_retry(
+                lambda: conn.create_process(shlex.join(wrapped), encoding=None)
+            )
         except (asyncssh.Error, OSError) as exc:
             raise TransportError(self.label, f"cannot start {argv[0]}: {exc}") from exc
-        return SshProcess(self.label, argv, proc)
+        return SshProcess(self, argv, proc)
+
+    @staticmethod
+    async def _with_retry(start: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(OPEN_RETRIES):
+            try:
+                return await start()
+            except asyncssh.ChannelOpenError:
+                if attempt == OPEN_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,547 @@
+"""The `ferryman.yml` schema: pydantic models plus the checks that span several sections."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+# Error type used by our own validators; its message is the "expected ..." text verbatim.
+ISSUE_TYPE = "ferryman"
+ADDRESS_EXPECTED = "user@host[:port] or 'local'"
+DURATION_EXPECTED = "seconds or a duration like 30s, 2m"
+MASK = "***"
+
+
+def _fail(expected: str) -> PydanticCustomError:
+    return PydanticCustomError(ISSUE_TYPE, expected)
+
+
+# --- durations ------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like "500ms", "30s", "1m30s"."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            if text and re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text):
+                seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise _fail(DURATION_EXPECTED)
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+# --- addresses ------------------------------------------------------------------------
+
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed `user@host:port` (user and port optional), or the operator's own machine."""
+
+    user: str | None
+    hostname: str
+    port: int | None
+    is_local: bool = False
+
+
+LOCAL = Address(user=None, hostname="localhost", port=None, is_local=True)
+
+
+def parse_address(text: str, *, allow_local: bool = True) -> Address:
+    """Parse an SSH address; raises ValueError with the accepted syntax as message."""
+    if text == "local":
+        if allow_local:
+            return LOCAL
+        raise ValueError("user@host[:port] (not 'local')")
+    user: str | None = None
+    rest = text
+    if "@" in text:
+        user, rest = text.split("@", 1)
+        if not _USER.fullmatch(user):
+            raise ValueError(ADDRESS_EXPECTED)
+    port_text: str | None = None
+    if rest.startswith("["):
+        # Bracketed IPv6, the only way to give an IPv6 address a port.
+        host, sep, after = rest[1:].partition("]")
+        if not sep or not _is_ipv6(host):
+            raise ValueError(ADDRESS_EXPECTED)
+        if after:
+            if not after.startswith(":"):
+                raise ValueError(ADDRESS_EXPECTED)
+            port_text = after[1:]
+    elif rest.count(":") > 1:
+        host = rest  # bare IPv6, no port possible
+        if not _is_ipv6(host):
+            raise ValueError(ADDRESS_EXPECTED)
+    else:
+        host, sep, after = rest.partition(":")
+        if sep:
+            port_text = after
+        if not _HOSTNAME.fullmatch(host):
+            raise ValueError(ADDRESS_EXPECTED)
+    port = None
+    if port_text is not None:
+        if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"{ADDRESS_EXPECTED}, with a port from 1 to 65535")
+        port = int(port_text)
+    return Address(user=user, hostname=host, port=port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _address(value: str) -> str:
+    try:
+        parse_address(value)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return value
+
+
+def _jump(value: str) -> str:
+    try:
+        parse_address(value, allow_local=False)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    return value
+
+
+def _expand_user(value: str | None) -> str | None:
+    return os.path.expanduser(value) if value is not None else None
+
+
+# --- small string types ---------------------------------------------------------------
+
+
+def _pattern(regex: str, expected: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise _fail(expected)
+        return value
+
+    return AfterValidator(check)
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise _fail("an absolute path (starting with /)")
+    return value
+
+
+ENV_NAME_RE = r"[a-z][a-z0-9_-]*"
+SERVICE_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+EnvName = Annotated[
+    str, _pattern(ENV_NAME_RE, "an environment name: lowercase letter, then [a-z0-9_-]")
+]
+ServiceName = Annotated[
+    str, _pattern(SERVICE_NAME_RE, "a service name: letter or digit, then [A-Za-z0-9_.-]")
+]
+# Docker's own rule for container and volume names.
+DockerName = Annotated[
+    str, _pattern(SERVICE_NAME_RE, "a Docker name: letter or digit, then [A-Za-z0-9_.-]")
+]
+AbsolutePath = Annotated[str, AfterValidator(_absolute)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- models ---------------------------------------------------------------------------
+
+
+class SshDefaults(_Model):
+    known_hosts: str | None = None
+    accept_unknown_hosts: bool = False
+    connect_timeout: Duration = 10.0
+    command_timeout: Duration = 600.0
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _expand(cls, value: str | None) -> str | None:
+        return _expand_user(value)
+
+
+class HostSpec(_Model):
+    address: Annotated[str, AfterValidator(_address)]
+    name: NonEmpty | None = None
+    identity_file: str | None = None
+    jump: Annotated[str, AfterValidator(_jump)] | None = None
+    password: SecretStr | None = None
+    known_hosts: str | None = None
+    accept_unknown_host_key: bool | None = None  # None: inherit ssh.accept_unknown_hosts
+
+    @field_validator("identity_file", "known_hosts")
+    @classmethod
+    def _expand(cls, value: str | None) -> str | None:
+        return _expand_user(value)
+
+    @property
+    def parsed(self) -> Address:
+        return parse_address(self.address)
+
+    @property
+    def user(self) -> str | None:
+        return self.parsed.user
+
+    @property
+    def hostname(self) -> str:
+        return self.parsed.hostname
+
+    @property
+    def port(self) -> int | None:
+        return self.parsed.port
+
+    @property
+    def is_local(self) -> bool:
+        return self.parsed.is_local
+
+    @property
+    def jump_address(self) -> Address | None:
+        return parse_address(self.jump, allow_local=False) if self.jump else None
+
+    @property
+    def label(self) -> str:
+        """How services, logs and messages name this host."""
+        if self.name:
+            return self.name
+        return "local" if self.is_local else self.hostname
+
+
+class Policy(_Model):
+    allowed_tags: list[NonEmpty] = []  # fnmatch globs; empty allows any tag
+    confirm: bool = False
+
+    def allows(self, tag: str) -> bool:
+        return not self.allowed_tags or any(fnmatchcase(tag, p) for p in self.allowed_tags)
+
+
+class Environment(_Model):
+    hosts: list[HostSpec] = Field(min_length=1)
+    address: NonEmpty | None = None
+    policy: Policy = Field(default_factory=Policy)
+
+    @property
+    def own_address(self) -> str:
+        """The address other environments use for this one (e.g. in guarded config files)."""
+        return self.address or self.hosts[0].hostname
+
+    def host(self, label: str) -> HostSpec | None:
+        return next((h for h in self.hosts if h.label == label), None)
+
+
+class Health(_Model):
+    http: str | None = None
+    docker: bool = False
+    timeout: Duration = 5.0
+    retries: int = Field(default=30, ge=1)
+    interval: Duration = 2.0
+    start_period: Duration = 0.0
+
+    @field_validator("http")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise _fail("a URL starting with http:// or https://")
+        return value
+
+    @field_validator("docker")
+    @classmethod
+    def _one_probe(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("http") is not None:
+            raise _fail("either http or docker, not both")
+        return value
+
+
+class Service(_Model):
+    container: DockerName | None = None
+    hosts: list[NonEmpty] | None = None  # host labels; None: every host of the environment
+    health: Health | None = None
+
+    _name: str = PrivateAttr(default="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, value: Any) -> Any:
+        # `services: {web:}` reads naturally as "a service with all defaults".
+        return {} if value is None else value
+
+    @property
+    def name(self) -> str:
+        """The key under `services`, filled in by `Config`."""
+        return self._name
+
+    @property
+    def container_name(self) -> str:
+        return self.container or self._name
+
+    def runs_on(self, host: HostSpec) -> bool:
+        return self.hosts is None or host.label in self.hosts
+
+
+class Data(_Model):
+    volumes: list[DockerName] = []
+    paths: list[AbsolutePath] = []
+    stop: list[DockerName] = []  # stopped in this order for a consistent snapshot
+    never_stop: list[DockerName] = []
+    backup_dir: AbsolutePath = "/var/lib/ferryman/backups"
+    keep: int = Field(default=7, ge=1)
+
+
+JSON_KEY_EXPECTED = "a dotted key path like base_url or ragflow.base_url"
+
+
+class Guard(_Model):
+    file: AbsolutePath
+    format: Literal["json"] = "json"
+    key: Annotated[str, _pattern(r"[^.\s]+(?:\.[^.\s]+)*", JSON_KEY_EXPECTED)]
+    must_name: Literal["self"] = "self"
+    restart: list[NonEmpty] = []
+    environments: list[NonEmpty] | None = None  # None: every environment
+
+    @property
+    def key_path(self) -> list[str]:
+        return self.key.split(".")
+
+    def applies_to(self, environment: str) -> bool:
+        return self.environments is None or environment in self.environments
+
+
+class Config(_Model):
+    version: Literal[1] = 1
+    project: NonEmpty
+    log_dir: NonEmpty = ".ferryman/logs"
+    ssh: SshDefaults = Field(default_factory=SshDefaults)
+    environments: dict[EnvName, Environment] = Field(min_length=1)
+    services: dict[ServiceName, Service] = {}
+    data: Data | None = None
+    guards: list[Guard] = []
+    keep_releases: int = Field(default=3, ge=1)
+
+    # Set by the loader; private so they are neither YAML keys nor part of dumps.
+    _source: str = PrivateAttr(default="")
+    _secrets: set[str] = PrivateAttr(default_factory=set)
+
+    @model_validator(mode="after")
+    def _name_services(self) -> Config:
+        for name, service in self.services.items():
+            service._name = name
+        return self
+
+    @property
+    def source(self) -> str:
+        """Path of the file this configuration was loaded from."""
+        return self._source
+
+    @property
+    def secrets(self) -> set[str]:
+        """Values that must never be shown: substituted variables and passwords."""
+        return self._secrets
+
+    def display(self) -> dict[str, Any]:
+        """The resolved configuration as JSON-ready data, every secret masked."""
+        secrets = self._secrets | {
+            h.password.get_secret_value()
+            for env in self.environments.values()
+            for h in env.hosts
+            if h.password is not None
+        }
+        return _displayable(self.model_dump(), secrets)
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of every secret in `text` by `***`."""
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _displayable(value: Any, secrets: set[str]) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, str):
+        return mask(value, secrets)
+    if isinstance(value, Mapping):
+        return {str(k): _displayable(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_displayable(v, secrets) for v in value]
+        return sorted(items) if isinstance(value, set | frozenset) else items
+    return value
+
+
+# --- checks across sections -----------------------------------------------------------
+
+# A location in the raw data, like pydantic's `loc`; a trailing KEY means "the key itself".
+KEY = "[key]"
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class CrossIssue:
+    loc: Loc
+    value: object
+    expected: str
+
+
+def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
+    """Checks that need several sections at once, run on the raw (pre-validation) data.
+
+    Working on raw data lets these problems be reported together with schema errors;
+    malformed parts are skipped here because schema validation reports them.
+    """
+    issues: list[CrossIssue] = []
+    envs = _mapping(data.get("environments"))
+    services = _mapping(data.get("services"))
+    labels: set[str] = set()
+
+    for env_name, env in envs.items():
+        seen: set[str] = set()
+        for i, host in enumerate(_list(_mapping(env).get("hosts"))):
+            label, field_name = _host_label(host)
+            if label is None:
+                continue
+            if label in seen:
+                issues.append(
+                    CrossIssue(
+                        ("environments", env_name, "hosts", i, field_name),
+                        label,
+                        f"a host name unique in environment {env_name!r} "
+                        "(set `name` to tell hosts apart)",
+                    )
+                )
+            seen.add(label)
+            labels.add(label)
+
+    containers: dict[str, str] = {}
+    for svc_name, svc in services.items():
+        svc = _mapping(svc)
+        for i, label in enumerate(_list(svc.get("hosts"))):
+            if isinstance(label, str) and label not in labels:
+                issues.append(
+                    CrossIssue(
+                        ("services", svc_name, "hosts", i),
+                        label,
+                        f"the name of a host in some environment: {_choices(labels)}",
+                    )
+                )
+        container = svc.get("container")
+        name = container if isinstance(container, str) else svc_name
+        if not isinstance(name, str):
+            continue
+        if name in containers:
+            loc: Loc = ("services", svc_name, "container" if container is not None else KEY)
+            issues.append(
+                CrossIssue(
+                    loc, name, f"a container name not already used by service {containers[name]!r}"
+                )
+            )
+        else:
+            containers[name] = str(svc_name)
+
+    data_section = _mapping(data.get("data"))
+    stop = {c for c in _list(data_section.get("stop")) if isinstance(c, str)}
+    for i, container in enumerate(_list(data_section.get("never_stop"))):
+        if isinstance(container, str) and container in stop:
+            issues.append(
+                CrossIssue(
+                    ("data", "never_stop", i),
+                    container,
+                    "a container that is not also in data.stop",
+                )
+            )
+
+    for g, guard in enumerate(_list(data.get("guards"))):
+        guard = _mapping(guard)
+        for i, svc_name in enumerate(_list(guard.get("restart"))):
+            if isinstance(svc_name, str) and svc_name not in services:
+                issues.append(
+                    CrossIssue(
+                        ("guards", g, "restart", i),
+                        svc_name,
+                        f"a service defined under services: {_choices(services)}",
+                    )
+                )
+        for i, env_name in enumerate(_list(guard.get("environments"))):
+            if isinstance(env_name, str) and env_name not in envs:
+                issues.append(
+                    CrossIssue(
+                        ("guards", g, "environments", i),
+                        env_name,
+                        f"an environment name: {_choices(envs)}",
+                    )
+                )
+    return issues
+
+
+def _host_label(host: object) -> tuple[str | None, str]:
+    host = _mapping(host)
+    name = host.get("name")
+    if isinstance(name, str) and name:
+        return name, "name"
+    address = host.get("address")
+    if not isinstance(address, str):
+        return None, "address"
+    try:
+        parsed = parse_address(address)
+    except ValueError:
+        return None, "address"
+    return ("local" if parsed.is_local else parsed.hostname), "address"
+
+
+def _choices(names: Iterable[Any]) -> str:
+    shown = sorted(str(n) for n in names)
+    return ", ".join(shown) if shown else "(none defined)"
+
+
+def _mapping(value: object) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

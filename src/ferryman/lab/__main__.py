@@ -1,0 +1,24 @@
+"""`python -m ferryman.lab build`: build the test-host and app images once."""
+
+from __future__ import annotations
+
+import sys
+
+from .images import LabError, build_app_image, ensure_host_image
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["build"]:
+        print("usage: python -m ferryman.lab build", file=sys.stderr)
+        return 2
+    try:
+        print(ensure_host_image(), file=sys.stderr)
+        print(build_app_image("v1", "app v1"), file=sys.stderr)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

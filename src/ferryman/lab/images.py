@@ -1,0 +1,125 @@
+"""Images for local test hosts, built without a registry.
+
+The host image is a Debian root filesystem made by debootstrap and imported; the app image is
+a static busybox serving files over HTTP. Both are built once and reused.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+HOST_IMAGE = "ferryman-testhost:1"
+APP_IMAGE = "ferryman-app"
+HOST_PACKAGES = (
+    "docker.io,docker-compose,openssh-server,curl,iproute2,nftables,iptables,procps,zstd,"
+    "gzip,ca-certificates"
+)
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+# Starts the host's own dockerd and sshd; the authorised key arrives in the environment.
+ENTRYPOINT = """#!/bin/sh
+set -e
+mkdir -p /run/sshd /root/.ssh
+chmod 700 /root/.ssh
+if [ -n "$AUTHORIZED_KEY" ]; then
+  printf '%s\\n' "$AUTHORIZED_KEY" > /root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+fi
+[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A >/dev/null
+dockerd --host=unix:///var/run/docker.sock >/var/log/dockerd.log 2>&1 &
+exec /usr/sbin/sshd -D -e -p 22
+"""
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def docker(*args: str, input: bytes | None = None, check: bool = True,
+           timeout: float | None = 600) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise LabError(f"docker {' '.join(args[:3])}... failed: {err}")
+    return proc
+
+
+def image_exists(name: str) -> bool:
+    return docker("image", "inspect", name, check=False).returncode == 0
+
+
+def ensure_host_image(name: str = HOST_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
+    """Builds the host image when absent (debootstrap, about a minute and a half)."""
+    if image_exists(name):
+        return name
+    if shutil.which("debootstrap") is None:
+        raise LabError("debootstrap is missing: apt-get install debootstrap")
+    with tempfile.TemporaryDirectory(prefix="ferryman-hostimage-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "root"
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={HOST_PACKAGES}", "bookworm",
+             str(root), mirror], capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise LabError("debootstrap failed:\n" + "\n".join(proc.stdout.splitlines()[-20:]))
+        entry = root / "usr/local/bin/testhost-entrypoint"
+        entry.write_text(ENTRYPOINT)
+        entry.chmod(0o755)
+        for junk in (*root.glob("var/cache/apt/archives/*.deb"),
+                     *root.glob("var/lib/apt/lists/*"), *root.glob("etc/ssh/ssh_host_*")):
+            if junk.is_file():
+                junk.unlink()
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(
+            ["docker", "import", "-c", 'ENTRYPOINT ["/usr/local/bin/testhost-entrypoint"]',
+             "-c", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "-", name], stdin=tar.stdout, capture_output=True,
+        )
+        tar.wait()
+        if imp.returncode != 0:
+            raise LabError(f"docker import failed: {imp.stderr.decode(errors='replace')}")
+    return name
+
+
+def _busybox() -> Path:
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        path = Path(candidate)
+        # A dynamic binary names its loader near the start; the app image has no libc.
+        if path.exists() and b"ld-linux" not in path.read_bytes()[:16384]:
+            return path
+    raise LabError("a static busybox is missing: apt-get install busybox-static")
+
+
+def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str = "/www",
+                    env: dict[str, str] | None = None, extra_files: dict[str, str] | None = None,
+                    name: str = APP_IMAGE, force: bool = False) -> str:
+    """A 2 MB web app: busybox httpd on port 8080 serving `body` at / and "ok" at /health."""
+    ref = f"{name}:{tag}"
+    if image_exists(ref) and not force:
+        return ref
+    with tempfile.TemporaryDirectory(prefix="ferryman-app-") as tmp:
+        root = Path(tmp)
+        (root / "bin").mkdir()
+        (root / "www").mkdir()
+        (root / "tmp").mkdir()
+        shutil.copy2(_busybox(), root / "bin/busybox")
+        for applet in ("sh", "httpd", "nc", "cat", "echo", "sleep", "ls", "wget", "sed", "date",
+                       "touch", "mkdir", "rm", "env", "true", "false", "grep", "kill", "ps"):
+            (root / "bin" / applet).symlink_to("busybox")
+        (root / "www/index.html").write_text(body + "\n")
+        (root / "www/health").write_text("ok\n")
+        for rel, text in (extra_files or {}).items():
+            target = root / rel.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        changes = ["-c", "EXPOSE 8080", "-c", f"WORKDIR {workdir}",
+                   "-c", 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]' if cmd is None
+                   else f"CMD {cmd}"]
+        for key, value in (env or {}).items():
+            changes += ["-c", f"ENV {key}={value}"]
+        tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True)
+        docker("import", *changes, "-", ref, input=tar.stdout)
+    return ref
