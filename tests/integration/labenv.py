@@ -1,8 +1,9 @@
 """Real test hosts for the integration tests: two containers, each with its own dockerd and
 sshd, reached over SSH on 127.0.0.1 with a key and known_hosts made for this run.
 
-TEST runs app v2, PROD app v1, each with one service started by `docker run` (web) and one by
-docker-compose (api); PROD also has a compose service whose compose file was deleted (legacy).
+TEST runs app v2, PROD app v1, deployed as in the demo: one service started by `docker run`
+(web) and one by docker-compose (api); PROD also has a compose service whose compose file was
+deleted (legacy).
 """
 
 from __future__ import annotations
@@ -17,20 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ferryman.lab import Lab, LabHost, build_app_image, ensure_host_image
-
-COMPOSE_API = """\
-version: "3"
-services:
-  api:
-    image: {image}
-    container_name: shop-api
-    ports: ["8081:8080"]
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
-      interval: 1s
-      retries: 5
-"""
+from ferryman.lab import Lab, LabHost, build_app_image, demo, ensure_host_image
 
 COMPOSE_LEGACY = """\
 version: "3"
@@ -110,12 +98,7 @@ services:
 
 
 def _deploy(lab: Lab, host: LabHost, image: str, with_legacy: bool) -> None:
-    lab.exec(host, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080",
-                    "--restart", "unless-stopped", image])
-    lab.exec(host, ["mkdir", "-p", "/opt/shop"])
-    lab.exec(host, ["sh", "-c", "cat > /opt/shop/docker-compose.yml"],
-             input=COMPOSE_API.format(image=image).encode())
-    lab.exec(host, ["sh", "-c", "cd /opt/shop && docker-compose up -d"])
+    demo.deploy(lab, host, image, f"http://{demo.ADDRESSES[host.role]}:9380")
     if with_legacy:
         lab.exec(host, ["mkdir", "-p", "/opt/legacy"])
         lab.exec(host, ["sh", "-c", "cat > /opt/legacy/docker-compose.yml"],

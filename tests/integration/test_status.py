@@ -66,7 +66,7 @@ def test_status_table_shows_modes_and_drift(env: Env) -> None:
     run = ferryman(env.config(), "status", "test", "prod")
     assert run.code == 0, run.err
     out = run.out
-    assert "compose: shop/api" in out
+    assert "compose shop/api" in out
     assert "/opt/legacy/docker-compose.yml (missing)" in out
     assert "DIFFERS" in out
     assert "absent" in out

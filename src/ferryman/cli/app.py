@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import check, config_cmd, logs, restart, status
+from . import check, config_cmd, demo, logs, restart, status
 from .common import Options
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def main_options(
 
 
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(demo.app, name="demo")
 app.command()(status.status)
 app.command()(check.check)
 app.command()(logs.logs)

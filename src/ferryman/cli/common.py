@@ -67,9 +67,11 @@ def make_bus(ctx: typer.Context, cfg: Config, flow: str, *, files: bool = True,
 
 
 def fail(message: str, code: int, hint: str = "") -> typer.Exit:
-    err_console.print(f"error: {message}", style="red", highlight=False, markup=False)
+    err_console.print(f"error: {message}", style="red", highlight=False, markup=False,
+                      soft_wrap=True)
     if hint:
-        err_console.print(f"hint: {hint}", style="yellow", highlight=False, markup=False)
+        err_console.print(f"hint: {hint}", style="yellow", highlight=False, markup=False,
+                          soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import Config
@@ -18,39 +22,64 @@ def _envs(cfg: Config, envs: list[str]) -> list[str]:
 
 def _state(s: flow.ServiceStatus) -> str:
     colour = {"running": "green", "absent": "yellow", "unreachable": "red"}.get(s.state, "red")
-    return f"[{colour}]{s.state}[/]"
+    text = f"[{colour}]{s.state}[/]"
+    f = s.facts
+    if f is None:
+        return text
+    if f.health:
+        hc = {"healthy": "green", "starting": "yellow"}.get(f.health, "red")
+        text += f", [{hc}]{f.health}[/]"
+    if not f.running and f.status == "exited":
+        text += f" ({f.exit_code})"
+    if f.restarts:
+        text += f"\n[yellow]{f.restarts} restarts[/]"
+    return text
 
 
 def _mode(s: flow.ServiceStatus) -> str:
     f = s.facts
+    if s.error:
+        return f"[red]{escape(s.error)}[/]"
     if f is None or f.compose is None:
         return s.mode
-    files = ", ".join(
+    files = "\n".join(
         f"{p}{'' if s.compose_files.get(p) else ' [red](missing)[/]'}"
         for p in f.compose.config_files
     ) or "[red]no config_files label[/]"
-    return f"compose: {f.compose.project}/{f.compose.service}\n{f.compose.working_dir}\n{files}"
+    return f"compose {f.compose.project}/{f.compose.service}\n{files}"
+
+
+def ago(iso: str, now: datetime | None = None) -> str:
+    """'5m ago' from Docker's RFC 3339 timestamps (nanoseconds, Z)."""
+    try:
+        when = datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00" if "." in iso[:26]
+                                      else iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    secs = int(((now or datetime.now(UTC)) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit} ago"
+    return f"{max(secs, 0)}s ago"
 
 
 def render(statuses: list[flow.ServiceStatus], envs: list[str]) -> None:
     for env in envs:
-        table = Table(title=f"{env}", title_justify="left", show_lines=True)
-        for col in ("host", "service", "state", "health", "restarts", "image", "id", "started",
-                    "how started"):
-            table.add_column(col)
+        table = Table(title=f"{env}", title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("host", "service", "state", "image", "started", "how started"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("host", "service"))
         for s in (x for x in statuses if x.place.env == env):
             f = s.facts
             table.add_row(
                 s.place.host, s.place.service, _state(s),
-                (f.health or "-") if f else "-", str(f.restarts) if f else "-",
-                f.image_ref if f else "-", short_id(f.image_id) if f else "-",
-                f.started_at[:19].replace("T", " ") if f and f.running else "-",
-                _mode(s) if not s.error else f"[red]{s.error}[/]",
+                f"{f.image_ref}\n[dim]{short_id(f.image_id)}[/]" if f else "-",
+                ago(f.started_at) if f and f.running else "-",
+                _mode(s),
             )
         out_console.print(table)
     if len(envs) < 2:
         return
-    table = Table(title="drift", title_justify="left")
+    table = Table(title="drift", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("service")
     for env in envs:
         table.add_column(env)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Sequence
 
@@ -41,8 +43,11 @@ class LocalProcess:
                 await self._proc.stdin.wait_closed()
 
     async def abort(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._proc.kill()
+        # The whole group: a shell's children would otherwise hold the pipes open.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
 
     async def wait(self) -> Result:
         rest = b""
@@ -107,6 +112,7 @@ class LocalHost:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise TransportError(self.label, f"{argv[0]}: command not found") from exc

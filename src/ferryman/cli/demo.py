@@ -1,0 +1,61 @@
+"""`ferryman demo`: two local test hosts running a small app, to try ferryman on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import load_config
+from ..errors import EXIT_PRECONDITION
+from ..flows import status as status_flow
+from ..hosts import open_pool
+from ..lab import demo as lab_demo
+from ..lab.images import LabError
+from .common import err_console, execute, fail
+from .status import render
+
+app = typer.Typer(help="The built-in demo on local test hosts.", invoke_without_command=True)
+
+WORKDIR = Path(".ferryman/demo")
+
+
+def _show_status(config: Path) -> None:
+    cfg = load_config(config)
+
+    async def go() -> list[status_flow.ServiceStatus]:
+        async with open_pool(cfg) as pool:
+            return await status_flow.collect(pool, ["test", "prod"])
+
+    render(execute(go), ["test", "prod"])
+
+
+@app.callback()
+def demo(
+    ctx: typer.Context,
+    workdir: Path = typer.Option(WORKDIR, "--workdir", help="Where the demo keeps its files."),
+) -> None:
+    """Start TEST and PROD hosts on the local Docker engine (v2 on TEST, v1 on PROD)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    err_console.print("starting two test hosts (the first run builds their image: ~2 min)")
+    try:
+        made = lab_demo.up(workdir.resolve())
+    except LabError as exc:
+        raise fail(str(exc), EXIT_PRECONDITION,
+                   "the demo needs a local Docker engine, debootstrap and busybox-static: "
+                   "scripts/engine installs them on Debian") from None
+    err_console.print(f"demo config: {made.config}", highlight=False)
+    _show_status(made.config)
+    err_console.print(
+        f"try: ferryman -c {made.config} status test prod | check | logs test web\n"
+        "remove it all: ferryman demo down", highlight=False)
+
+
+@app.command("down")
+def down(
+    workdir: Path = typer.Option(WORKDIR, "--workdir", help="Where the demo keeps its files."),
+) -> None:
+    """Remove the demo's hosts and files."""
+    removed = lab_demo.down(workdir.resolve())
+    err_console.print(f"removed {removed} demo host(s) and {workdir}", highlight=False)
