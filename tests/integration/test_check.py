@@ -75,3 +75,24 @@ def test_changed_host_key_is_refused_even_when_learning(env: Env) -> None:
     run = ferryman(cfg, "check", "test", "--json")
     assert run.code == 3
     assert "CHANGED" in run.json()[0]["error"]
+
+
+def test_jump_host_reaches_a_host_behind_it(env: Env) -> None:
+    # PROD by its container address, reachable only through TEST as the jump host.
+    prod_ip = env.lab.ip_address(env.prod)
+    key = env.lab.sh(env.prod, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+    known = env.workdir / "jump_known_hosts"
+    known.write_text(env.lab.known_hosts.read_text() + f"{prod_ip} {key[0]} {key[1]}\n")
+    cfg = env.config("jump.yml", known_hosts=str(known))
+    text = cfg.read_text().replace(
+        f"address: root@127.0.0.1:{env.prod.port}",
+        f"address: root@{prod_ip}:22\n        jump: root@127.0.0.1:{env.test.port}",
+    )
+    cfg.write_text(text)
+    run = ferryman(cfg, "check", "prod", "--json")
+    assert run.code == 0, run.out + run.err
+    assert run.json()[0]["docker_version"]
+    status = ferryman(cfg, "status", "prod", "--json")
+    assert status.code == 0, status.err
+    web = next(s for s in status.json()["services"] if s["service"] == "web")
+    assert web["image_id"] == env.host_image_id(env.prod, "web")

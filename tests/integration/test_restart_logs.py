@@ -112,3 +112,29 @@ def test_logs_missing_container_exit_3(env: Env) -> None:
     run = ferryman(env.config(), "logs", "test", "legacy")
     assert run.code == 3
     assert "legacy-worker" in run.err
+
+
+def test_logs_follow_streams_new_lines(env: Env) -> None:
+    import subprocess
+    import sys
+    import time
+
+    env.lab.exec(env.test, ["docker", "run", "-d", "--name", "ticker", env.images["v1"], "sh",
+                            "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"])
+    cfg = env.config("follow.yml", extra="  ticker: {}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ferryman", "-c", str(cfg), "logs", "test",
+                             "ticker", "--tail", "1", "--follow"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 5 and time.monotonic() < deadline:
+            seen.append(proc.stdout.readline().strip())
+        numbers = [int(line.split()[1]) for line in seen]
+        # One line of history, then new lines as the container prints them.
+        assert numbers == list(range(numbers[0], numbers[0] + 5))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        env.lab.exec(env.test, ["docker", "rm", "-f", "ticker"])

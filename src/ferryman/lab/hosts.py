@@ -121,6 +121,11 @@ class Lab:
         if save.returncode != 0 or load.returncode != 0:
             raise LabError(f"loading {image} into {host.name} failed: {load.stderr.decode()}")
 
+    def ip_address(self, host: LabHost) -> str:
+        """The host's address on the local engine's bridge (reachable from its peers)."""
+        fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+        return docker("inspect", "--format", fmt, host.name).stdout.decode().strip()
+
     def stop_host(self, host: LabHost) -> None:
         docker("stop", "-t", "1", host.name, check=False)
 
