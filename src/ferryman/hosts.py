@@ -30,10 +30,11 @@ def target_for(cfg: Config, spec: HostSpec) -> SshTarget:
         accept = cfg.ssh.accept_unknown_hosts
     jump = None
     if spec.jump:
+        # The jump host is reached with the same key and trust settings as the host behind it.
         hop = parse_address(spec.jump, allow_local=False)
         jump = SshTarget(
             label=f"{spec.label} (jump {hop.hostname})", hostname=hop.hostname, port=hop.port,
-            user=hop.user,
+            user=hop.user, identity_file=spec.identity_file,
             known_hosts=spec.known_hosts or cfg.ssh.known_hosts, accept_unknown_host_key=accept,
             connect_timeout=cfg.ssh.connect_timeout,
         )
