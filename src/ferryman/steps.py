@@ -40,6 +40,16 @@ class Outcome:
     undone: list[str] = field(default_factory=list)
     undo_failed: list[str] = field(default_factory=list)
     host_state: dict[str, str] = field(default_factory=dict)
+    exception: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a flow failed; the error's own code (3: a host precondition) when it
+        failed before changing anything."""
+        if self.ok:
+            return 0
+        code = getattr(self.exception, "exit_code", 1)
+        return code if not self.undone and not self.undo_failed else 1
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
@@ -95,6 +105,7 @@ async def run_steps(
             outcome.ok = False
             outcome.failed_step = f"step {n}/{total} {step.name}"
             outcome.error = err["error"]
+            outcome.exception = exc
             if step.undo_if_failed and step.undo is not None:
                 done.append(step)
             await _undo(bus, done, outcome)

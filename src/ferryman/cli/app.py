@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import check, config_cmd, demo, logs, restart, status
+from . import check, config_cmd, demo, logs, release, restart, status
 from .common import Options
 
 app = typer.Typer(
@@ -45,6 +45,10 @@ app.command()(status.status)
 app.command()(check.check)
 app.command()(logs.logs)
 app.command()(restart.restart)
+app.command()(release.release)
+app.command()(release.rollback)
+app.command()(release.history)
+app.command()(release.unlock)
 
 
 def main() -> None:

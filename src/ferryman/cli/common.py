@@ -15,7 +15,13 @@ import typer
 from rich.console import Console
 
 from ..config import Config, ConfigError, load_config
-from ..errors import EXIT_BAD_INPUT, EXIT_FLOW_FAILED, EXIT_PRECONDITION, FerrymanError
+from ..errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FLOW_FAILED,
+    EXIT_PRECONDITION,
+    BadInput,
+    FerrymanError,
+)
 from ..events import EventBus
 from ..logfiles import LogFiles
 from ..redact import Redactor
@@ -106,11 +112,12 @@ def human_bytes(n: int | None) -> str:
 
 def confirm(cfg: Config, env: str, what: str, yes: bool) -> None:
     """Environments with `policy.confirm` ask before any change, unless --yes."""
-    if yes or not cfg.environments[env].policy.confirm:
-        return
-    from ..errors import BadInput
+    if not yes and cfg.environments[env].policy.confirm:
+        ask(f"{env} asks for confirmation", what)
 
+
+def ask(why: str, what: str) -> None:
     if not sys.stdin.isatty():
-        raise BadInput(f"{env} asks for confirmation and there is no terminal: pass --yes")
+        raise BadInput(f"{why} and there is no terminal: pass --yes")
     if not typer.confirm(f"{what}: go ahead?", err=True):
         raise BadInput("not confirmed; nothing was changed")

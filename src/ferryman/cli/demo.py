@@ -8,11 +8,12 @@ import typer
 
 from ..config import load_config
 from ..errors import EXIT_PRECONDITION
+from ..flows import release as release_flow
 from ..flows import status as status_flow
 from ..hosts import open_pool
 from ..lab import demo as lab_demo
 from ..lab.images import LabError
-from .common import err_console, execute, fail
+from .common import err_console, execute, fail, make_bus
 from .status import render
 
 app = typer.Typer(help="The built-in demo on local test hosts.", invoke_without_command=True)
@@ -30,12 +31,30 @@ def _show_status(config: Path) -> None:
     render(execute(go), ["test", "prod"])
 
 
+def _release(ctx: typer.Context, config: Path) -> int:
+    cfg = load_config(config)
+    bus, logs = make_bus(ctx, cfg, "release")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            plan = await release_flow.plan_release(cfg, pool, "test", "prod", [], bus)
+            return (await release_flow.execute(cfg, pool, plan, bus)).exit_code
+
+    code = execute(go)
+    if logs:
+        logs.close()
+        err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
+    return code
+
+
 @app.callback()
 def demo(
     ctx: typer.Context,
     workdir: Path = typer.Option(WORKDIR, "--workdir", help="Where the demo keeps its files."),
+    no_release: bool = typer.Option(False, "--no-release", help="Only start the hosts."),
 ) -> None:
-    """Start TEST and PROD hosts on the local Docker engine (v2 on TEST, v1 on PROD)."""
+    """Start TEST and PROD on the local Docker engine (v2 on TEST, v1 on PROD) and release
+    TEST to PROD, showing status before and after."""
     if ctx.invoked_subcommand is not None:
         return
     err_console.print("starting two test hosts (the first run builds their image: ~2 min)")
@@ -46,10 +65,20 @@ def demo(
                    "the demo needs a local Docker engine, debootstrap and busybox-static: "
                    "scripts/engine installs them on Debian") from None
     err_console.print(f"demo config: {made.config}", highlight=False)
+    if no_release:
+        _show_status(made.config)
+        return
+    err_console.rule("before: v2 on TEST, v1 on PROD, PROD's base_url names TEST")
+    _show_status(made.config)
+    err_console.rule("ferryman release test prod")
+    code = _release(ctx, made.config)
+    err_console.rule("after")
     _show_status(made.config)
     err_console.print(
-        f"try: ferryman -c {made.config} status test prod | check | logs test web\n"
+        f"next: ferryman -c {made.config} history prod | rollback prod | status | check\n"
         "remove it all: ferryman demo down", highlight=False)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("down")

@@ -46,6 +46,14 @@ async def _compose(host: Host) -> str | None:
     return None
 
 
+async def compose_flavour(host: Host) -> str | None:
+    """"v2" for the docker compose plugin, "v1" for docker-compose, None for neither."""
+    found = await _compose(host)
+    if found is None:
+        return None
+    return "v2" if found.startswith("docker compose") else "v1"
+
+
 async def check_host(pool: HostPool, env: str, label: str) -> HostCheck:
     out = HostCheck(env, label)
     host = pool.host(env, label)

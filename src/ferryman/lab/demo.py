@@ -111,13 +111,16 @@ def write_config(lab: Lab, hosts: dict[str, LabHost], workdir: Path, **extra: st
     return path
 
 
-def up(workdir: Path) -> Demo:
-    """Builds what is missing, starts TEST and PROD, deploys v2 to TEST and v1 to PROD."""
-    down(workdir)
+def up(workdir: Path, prefix: str = PREFIX) -> Demo:
+    """Builds what is missing, starts TEST and PROD, deploys v2 to TEST and v1 to PROD.
+
+    PROD's config file names TEST (the pollution of source note 000): a release mends it.
+    """
+    down(workdir, prefix)
     workdir.mkdir(parents=True, exist_ok=True)
     ensure_host_image()
     images = app_images()
-    lab = Lab(workdir, prefix=PREFIX)
+    lab = Lab(workdir, prefix=prefix)
     try:
         test, prod = lab.start(["test", "prod"])
         hosts = {"test": test, "prod": prod}
@@ -125,7 +128,7 @@ def up(workdir: Path) -> Demo:
             for image in images.values():
                 lab.load_image(host, image)
         deploy(lab, test, images["v2"], f"http://{ADDRESSES['test']}:9380")
-        deploy(lab, prod, images["v1"], f"http://{ADDRESSES['prod']}:9380")
+        deploy(lab, prod, images["v1"], f"http://{ADDRESSES['test']}:9380")
         # PROD drops v2: a release has to carry it there.
         lab.exec(prod, ["docker", "rmi", images["v2"]])
     except (LabError, OSError):
@@ -134,9 +137,9 @@ def up(workdir: Path) -> Demo:
     return Demo(lab, hosts, write_config(lab, hosts, workdir))
 
 
-def down(workdir: Path) -> int:
+def down(workdir: Path, prefix: str = PREFIX) -> int:
     """Removes the demo's hosts (found by label, also after a crash) and its files."""
-    listed = docker("ps", "-aq", "--filter", f"label=io.ferryman.lab={PREFIX}", check=False)
+    listed = docker("ps", "-aq", "--filter", f"label=io.ferryman.lab={prefix}", check=False)
     ids = listed.stdout.decode().split()
     if ids:
         docker("rm", "-f", "-v", *ids, check=False)

@@ -6,6 +6,7 @@ a static busybox serving files over HTTP. Both are built once and reused.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -95,8 +96,9 @@ def _busybox() -> Path:
 
 def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str = "/www",
                     env: dict[str, str] | None = None, extra_files: dict[str, str] | None = None,
-                    name: str = APP_IMAGE, force: bool = False) -> str:
-    """A 2 MB web app: busybox httpd on port 8080 serving `body` at / and "ok" at /health."""
+                    name: str = APP_IMAGE, force: bool = False, blob_mb: int = 0) -> str:
+    """A 2 MB web app: busybox httpd on port 8080 serving `body` at / and "ok" at /health;
+    `blob_mb` adds that many MB of random bytes, for transfers that take a while."""
     ref = f"{name}:{tag}"
     if image_exists(ref) and not force:
         return ref
@@ -111,6 +113,11 @@ def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str
             (root / "bin" / applet).symlink_to("busybox")
         (root / "www/index.html").write_text(body + "\n")
         (root / "www/health").write_text("ok\n")
+        if blob_mb:
+            (root / "data").mkdir()
+            with open(root / "data/blob", "wb") as fh:
+                for _ in range(blob_mb):
+                    fh.write(os.urandom(1024 * 1024))
         for rel, text in (extra_files or {}).items():
             target = root / rel.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)

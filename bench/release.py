@@ -1,0 +1,130 @@
+"""Release benchmark: bytes on the wire and wall time of `ferryman release` for an image of
+about 200 MB whose top 5 MB layer changed, beside `docker save | ssh docker load` of the same
+image between the same hosts; and the wall time of a no-op release.
+
+Run: .venv/bin/python bench/release.py   (needs a local Docker engine; starts and removes two
+test hosts). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from ferryman.lab import Lab, build_app_image, ensure_host_image
+from ferryman.lab.images import docker
+
+BASE_MB = 195
+TOP_MB = 5
+
+CONFIG = """\
+version: 1
+project: bench
+log_dir: {workdir}/logs
+ssh: {{known_hosts: {known_hosts}}}
+environments:
+  test: {{hosts: [{{name: test-1, address: "root@127.0.0.1:{test_port}", identity_file: {key}}}]}}
+  prod: {{hosts: [{{name: prod-1, address: "root@127.0.0.1:{prod_port}", identity_file: {key}}}]}}
+services:
+  web: {{health: {{http: "http://127.0.0.1:8080/health", interval: 200ms}}}}
+"""
+
+
+def images() -> tuple[str, str]:
+    """v1: busybox app + 195 MB; v2: v1 plus a 5 MB top layer (docker commit)."""
+    v1 = build_app_image("bench1", "bench v1", blob_mb=BASE_MB)
+    v2 = "ferryman-app:bench2"
+    if docker("image", "inspect", v2, check=False).returncode != 0:
+        name = f"ferryman-bench-{uuid.uuid4().hex[:6]}"
+        docker("run", "--name", name, v1, "sh", "-c",
+               f"head -c {TOP_MB * 1024 * 1024} /dev/urandom > /data/top")
+        docker("commit", name, v2)
+        docker("rm", name)
+    return v1, v2
+
+
+def ssh(lab: Lab, port: int) -> list[str]:
+    return ["ssh", "-i", str(lab.key_path), "-p", str(port), "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={lab.known_hosts}", "root@127.0.0.1"]
+
+
+def relay(src: list[str], dst: list[str]) -> tuple[int, float]:
+    """`src | dst` through this process, counting bytes: the plain scp -3 way."""
+    t0 = time.monotonic()
+    a = subprocess.Popen(src, stdout=subprocess.PIPE)
+    b = subprocess.Popen(dst, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert a.stdout is not None and b.stdin is not None
+    n = 0
+    while chunk := a.stdout.read(1 << 20):
+        b.stdin.write(chunk)
+        n += len(chunk)
+    b.stdin.close()
+    if a.wait() or b.wait():
+        raise SystemExit("baseline transfer failed")
+    return n, time.monotonic() - t0
+
+
+def release(config: Path) -> tuple[float, int | None]:
+    logs = config.parent / "logs"
+    known = set(logs.glob("*.jsonl")) if logs.exists() else set()
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "ferryman", "-c", str(config), "release",
+                           "test", "prod", "--yes"], capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if proc.returncode:
+        raise SystemExit(f"release failed:\n{proc.stderr}")
+    wire = None
+    for path in set(logs.glob("*.jsonl")) - known:
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if "wire_bytes" in event:
+                wire = (wire or 0) + event["wire_bytes"]
+    return wall, wire
+
+
+def main() -> None:
+    ensure_host_image()
+    v1, v2 = images()
+    with tempfile.TemporaryDirectory(prefix="ferryman-bench-") as tmp:
+        work = Path(tmp)
+        lab = Lab(work, prefix=f"ferryman-bench-{uuid.uuid4().hex[:6]}")
+        try:
+            test, prod = lab.start(["test", "prod"])
+            lab.load_image(test, v1)
+            lab.load_image(test, v2)
+            lab.load_image(prod, v1)
+            lab.exec(test, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080", v2])
+            lab.exec(prod, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080", v1])
+            config = work / "ferryman.yml"
+            config.write_text(CONFIG.format(workdir=work, known_hosts=lab.known_hosts,
+                                            key=lab.key_path, test_port=test.port,
+                                            prod_port=prod.port))
+            size = int(lab.exec(test, ["docker", "image", "inspect", "--format", "{{.Size}}",
+                                       v2]).stdout)
+            print(f"image {v2}: {size / 1e6:.1f} MB ({BASE_MB} MB base + {TOP_MB} MB top layer)")
+
+            wall, wire = release(config)
+            print(f"ferryman release:           {wall:6.1f} s wall, "
+                  f"{(wire or 0) / 1e6:7.1f} MB on the wire")
+            noop, _ = release(config)
+            print(f"ferryman release (no-op):   {noop:6.1f} s wall")
+
+            lab.exec(prod, ["docker", "rm", "-f", "web"])
+            for old in [c for c in lab.sh(prod, "docker ps -aq").split()]:
+                lab.exec(prod, ["docker", "rm", "-f", old])
+            lab.exec(prod, ["docker", "rmi", v2])
+            n, secs = relay([*ssh(lab, test.port), "docker", "save", v2],
+                            [*ssh(lab, prod.port), "docker", "load"])
+            print(f"docker save | ssh docker load: {secs:4.1f} s wall, "
+                  f"{n / 1e6:7.1f} MB on the wire")
+        finally:
+            lab.remove()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""`ferryman release`, `rollback`, `history`, `unlock`."""
+
+from __future__ import annotations
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ..config import Config
+from ..errors import BadInput
+from ..flows import history as hist
+from ..flows import release as flow
+from ..flows import rollback as rb
+from ..hosts import open_pool
+from ..state import LockOwner, break_lock, read_lock
+from .common import ask, confirm, err_console, execute, load, make_bus, out_console, print_json
+
+
+def _finish(code: int, logs) -> None:  # type: ignore[no-untyped-def]
+    if logs is not None:
+        logs.close()
+        err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
+    if code:
+        raise typer.Exit(code)
+
+
+def release(
+    ctx: typer.Context,
+    src: str = typer.Argument(..., metavar="FROM", help="Environment whose images to take."),
+    dst: str = typer.Argument(..., metavar="TO", help="Environment to release to."),
+    services: list[str] = typer.Option(None, "--service", "-s", help="Only these services."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
+    cfg = load(ctx)
+    bus, logs = make_bus(ctx, cfg, "release")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus)
+            if not dry_run:
+                what = ", ".join(f"{s.service}={s.ref}" for s in plan.sources.values())
+                confirm(cfg, dst, f"release {what} from {src} to {dst}", yes)
+            return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
+
+    _finish(execute(go), logs)
+
+
+def rollback(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment to roll back."),
+    to: str = typer.Option(None, "--to", help="The release to undo (default: the latest)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Return ENV to what ran before a release (its kept containers and images)."""
+    cfg = load(ctx)
+    bus, logs = make_bus(ctx, cfg, "rollback")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            plan = await rb.plan_rollback(cfg, pool, env, to)
+            if not dry_run:
+                confirm(cfg, env, f"roll back release {plan.record_extra['rolls_back']} on {env}",
+                        yes)
+            return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
+
+    _finish(execute(go), logs)
+
+
+def _short(image: dict | None) -> str:
+    if not image:
+        return "-"
+    return f"{image.get('ref')} ({str(image.get('id', '')).split(':')[-1][:12]})"
+
+
+def history(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Releases and rollbacks recorded on ENV, newest last."""
+    cfg = load(ctx)
+
+    async def go() -> list[dict]:
+        async with open_pool(cfg) as pool:
+            return await hist.read_history(cfg, pool, env)
+
+    records = execute(go)
+    if json_out:
+        print_json(records)
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("id", "kind", "from", "when", "who", "result", "services"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        lines = [f"{s['service']}@{s['host']} {s.get('mode')}: {_short(s.get('old'))} -> "
+                 f"{_short(s.get('new'))}" for s in r.get("services", [])]
+        result = r.get("result", "?")
+        if r.get("rolls_back"):
+            result += f" (undoes {r['rolls_back']})"
+        if r.get("error"):
+            result += f"\n{r['error']}"
+        table.add_row(r.get("id", "?"), r.get("kind", "?"), r.get("from", "?"),
+                      str(r.get("when", "?")).replace("T", " ")[:19], r.get("who", "?"),
+                      result, "\n".join(lines))
+    out_console.print(table)
+
+
+def unlock(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment whose lock to break."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Break a stale lock left by a release that died."""
+    cfg: Config = load(ctx)
+
+    async def go() -> str:
+        async with open_pool(cfg) as pool:
+            label = pool.env(env).hosts[0].label
+            host = pool.host(env, label)
+            held = await host.run(read_lock(cfg.project), timeout=30)
+            owner = LockOwner.parse(held.stdout) if held.ok else None
+            if owner is None:
+                raise BadInput(f"{env} is not locked")
+            what = f"{owner.owner} since {owner.since} ({owner.command})"
+            if not yes:
+                ask("breaking a lock asks for confirmation", f"break the lock of {what}")
+            await host.run(break_lock(cfg.project), timeout=30, check=True)
+            return what
+
+    err_console.print(f"lock of {execute(go)} broken", highlight=False)

@@ -1,0 +1,86 @@
+"""Guard steps: make each config file on TO name TO itself, keeping a backup, and restart
+what reads it. The pure check lives in ferryman.guards."""
+
+from __future__ import annotations
+
+import shlex
+
+from ..config import Config
+from ..config.schema import Guard
+from ..errors import FerrymanError
+from ..guards import GuardError, check_json
+from ..hosts import HostPool
+from ..state import write_file
+from ..steps import Step
+from ..transport import CommandFailed, Host
+from .health import wait_healthy
+
+
+def backup_path(guard: Guard, rid: str) -> str:
+    return f"{guard.file}.ferryman-{rid}.bak"
+
+
+async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host: Host,
+                   services: list[str]) -> list[str]:
+    done = []
+    for place in pool.placements(env, services):
+        if place.host != host_label:
+            continue
+        await host.run(["docker", "restart", place.container], timeout=120, check=True)
+        await wait_healthy(host, place.service, place.container,
+                           cfg.services[place.service].health)
+        done.append(place.service)
+    return done
+
+
+def guard_step(cfg: Config, pool: HostPool, env: str, host_label: str, guard: Guard,
+               rid: str) -> Step:
+    host = pool.host(env, host_label)
+    own = cfg.environments[env].own_address
+    backup = backup_path(guard, rid)
+    changed: dict[str, bool] = {}
+
+    async def run() -> str:
+        res = await host.run(["cat", guard.file], timeout=30)
+        if not res.ok:
+            if "No such file" in res.stderr:
+                return f"{guard.file} does not exist on {host_label}: nothing to guard"
+            raise CommandFailed(res, f"cannot read {guard.file} on {host_label}")
+        try:
+            verdict = check_json(res.stdout, guard.key_path, own)
+        except GuardError as exc:
+            raise FerrymanError(f"{guard.file} on {host_label}: {exc}",
+                                hint=f"fix the file, or the guard on {guard.key}") from exc
+        if verdict.ok:
+            return f"{guard.key} = {verdict.value}: names {env}"
+        await host.run(["cp", "-p", guard.file, backup], timeout=30, check=True)
+        changed["file"] = True
+        # In place (same inode): a container that bind-mounts the file sees the change.
+        await host.run(write_file(guard.file), input=(verdict.fixed_text or "").encode(),
+                       timeout=30, check=True)
+        restarted = await _restart(cfg, pool, env, host_label, host, guard.restart)
+        again = ", restarted " + ", ".join(restarted) if restarted else ""
+        return (f"{guard.key}: {verdict.value} -> {verdict.fixed_value} "
+                f"(backup {backup}){again}")
+
+    async def undo() -> None:
+        if not changed:
+            return
+        await host.run(["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore", backup, guard.file],
+                       timeout=30, check=True)
+        await _restart(cfg, pool, env, host_label, host, guard.restart)
+
+    cmds = [shlex.join(["cat", guard.file]),
+            f"if {guard.key} does not name {own} or localhost: "
+            + shlex.join(["cp", "-p", guard.file, backup]) + f"; rewrite {guard.key} in place"
+            + (f"; docker restart {' '.join(guard.restart)}" if guard.restart else "")]
+    return Step(f"guard {guard.key} in {guard.file} on {host_label}", run, undo,
+                params={"file": guard.file, "key": guard.key, "must_name": own,
+                        "restart": guard.restart},
+                host=host_label, commands=cmds, undo_if_failed=True)
+
+
+async def guard_steps(cfg: Config, pool: HostPool, env: str, rid: str) -> list[Step]:
+    return [guard_step(cfg, pool, env, spec.label, guard, rid)
+            for guard in cfg.guards if guard.applies_to(env)
+            for spec in cfg.environments[env].hosts]

@@ -1,0 +1,190 @@
+"""Steps that replace one service's container on a host, each with its undo.
+
+Run mode keeps the old container (renamed, stopped, restart policy off) until the new one is
+healthy; compose mode pins the image in an override file and brings up only that service;
+bootstrap creates a container where there was none.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.schema import Health
+from ..docker import compose as dcompose
+from ..docker import images as di
+from ..docker.inspect import ComposeInfo, ContainerFacts, parse_containers
+from ..docker.runspec import RunSpec
+from ..state import compose_override_path, write_file
+from ..steps import Step
+from ..transport import Host
+from .health import wait_healthy
+
+
+@dataclass
+class Target:
+    """One service on one host, and what the release will do with it."""
+
+    service: str
+    host_label: str
+    host: Host
+    container: str
+    health: Health | None
+    facts: ContainerFacts | None  # what runs there now (None: bootstrap)
+
+
+def kept_name(container: str, rid: str) -> str:
+    return f"{container}.ferryman-{rid}"
+
+
+def restart_policy(facts: ContainerFacts) -> str:
+    policy = (facts.raw.get("HostConfig") or {}).get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if name == "on-failure" and policy.get("MaximumRetryCount"):
+        return f"on-failure:{policy['MaximumRetryCount']}"
+    return name
+
+
+async def _inspect(host: Host, *names: str) -> dict[str, ContainerFacts]:
+    res = await host.run(["docker", "inspect", "--type", "container", *names], timeout=60)
+    return parse_containers(res.stdout)
+
+
+def _lines(*argvs: list[str]) -> list[str]:
+    return [shlex.join(a) for a in argvs]
+
+
+def retire_steps(t: Target, kept: str, *, gate_on_undo: bool = True) -> Step:
+    """Stop the current container and set it aside under `kept`, restart policy off."""
+    assert t.facts is not None
+    policy = restart_policy(t.facts)
+    name = t.container
+    off = ["docker", "update", "--restart", "no", name]
+    stop = ["docker", "stop", name]
+    rename = ["docker", "rename", name, kept]
+
+    async def run() -> str:
+        if policy != "no":
+            await t.host.run(off, timeout=60, check=True)
+        await t.host.run(stop, timeout=120, check=True)
+        await t.host.run(rename, timeout=60, check=True)
+        return f"{name} stopped and kept as {kept} (restart policy was {policy})"
+
+    async def undo() -> str:
+        now = await _inspect(t.host, name, kept)
+        if kept in now and name not in now:
+            await t.host.run(["docker", "rename", kept, name], timeout=60, check=True)
+        if policy != "no":
+            await t.host.run(["docker", "update", "--restart", policy, name], timeout=60,
+                             check=True)
+        await t.host.run(["docker", "start", name], timeout=120, check=True)
+        if gate_on_undo:
+            return await wait_healthy(t.host, t.service, name, t.health)
+        return "started"
+
+    cmds = _lines(*([off] if policy != "no" else []), stop, rename)
+    return Step(f"stop old {t.service} on {t.host_label}", run, undo,
+                params={"container": name, "kept_as": kept, "restart_policy": policy,
+                        "image": t.facts.image_ref},
+                host=t.host_label, commands=cmds, undo_if_failed=True)
+
+
+def start_steps(t: Target, spec: RunSpec, what: str) -> Step:
+    """Create and start the new container from its run spec; undo removes exactly that one."""
+    created: dict[str, str] = {}
+    start = ["docker", "start", t.container]
+
+    async def run() -> str:
+        res = await t.host.run(spec.create, timeout=120, check=True)
+        created["id"] = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+        for argv in spec.connects:
+            await t.host.run(argv, timeout=60, check=True)
+        await t.host.run(start, timeout=120, check=True)
+        return f"{t.container} started ({created['id'][:12]})"
+
+    async def undo() -> None:
+        if created.get("id"):
+            await t.host.run(["docker", "rm", "-f", created["id"]], timeout=120, check=True)
+
+    return Step(f"{what} {t.service} on {t.host_label}", run, undo,
+                params={"container": t.container}, host=t.host_label,
+                commands=[*spec.command_lines(), shlex.join(start)], undo_if_failed=True)
+
+
+def health_step(t: Target) -> Step:
+    async def run() -> str:
+        return await wait_healthy(t.host, t.service, t.container, t.health)
+
+    params: dict[str, Any] = {"container": t.container}
+    if t.health and t.health.http:
+        params["http"] = t.health.http
+    elif t.health and t.health.docker:
+        params["check"] = "docker health"
+    return Step(f"health of {t.service} on {t.host_label}", run, params=params,
+                host=t.host_label)
+
+
+async def _compose_up(t: Target, info: ComposeInfo, image: str, version: str | None,
+                      override_path: str, v2: bool) -> None:
+    text = dcompose.override(info.service, image, version)
+    await t.host.run(write_file(override_path), input=text.encode(), timeout=60, check=True)
+    await t.host.run(dcompose.up_service(info, override_path, v2), timeout=600, check=True)
+
+
+async def resolve_previous(host: Host, ref: str, image_id: str) -> str:
+    """The old ref when it still names the old image (clearer), else the image id."""
+    res = await host.run(di.image_id(ref), timeout=30)
+    return ref if res.ok and res.stdout.strip() == image_id else image_id
+
+
+def compose_step(t: Target, project: str, new_ref: str, version: str | None, v2: bool) -> Step:
+    assert t.facts is not None and t.facts.compose is not None
+    info = t.facts.compose
+    path = compose_override_path(project, info.project, info.service)
+    old_ref, old_id = t.facts.image_ref, t.facts.image_id
+
+    async def run() -> str:
+        await _compose_up(t, info, new_ref, version, path, v2)
+        return f"{info.project}/{info.service} up with {new_ref}"
+
+    async def undo() -> str:
+        previous = await resolve_previous(t.host, old_ref, old_id)
+        await _compose_up(t, info, previous, version, path, v2)
+        return await wait_healthy(t.host, t.service, t.container, t.health)
+
+    cmds = [f"write {path}:\n" + dcompose.override(info.service, new_ref, version).rstrip(),
+            shlex.join(dcompose.up_service(info, path, v2))]
+    return Step(f"compose up {t.service} on {t.host_label}", run, undo,
+                params={"project": info.project, "service": info.service,
+                        "working_dir": info.working_dir, "files": info.config_files,
+                        "image": new_ref},
+                host=t.host_label, commands=cmds, undo_if_failed=True)
+
+
+
+def revive_step(t: Target, kept: str, policy: str) -> Step:
+    """Put a set-aside container back under its name and start it (rollback)."""
+    name = t.container
+    rename = ["docker", "rename", kept, name]
+    on = ["docker", "update", "--restart", policy, name]
+    start = ["docker", "start", name]
+
+    async def run() -> str:
+        await t.host.run(rename, timeout=60, check=True)
+        if policy != "no":
+            await t.host.run(on, timeout=60, check=True)
+        await t.host.run(start, timeout=120, check=True)
+        return f"{kept} is {name} again"
+
+    async def undo() -> None:
+        now = await _inspect(t.host, name, kept)
+        if name in now and kept not in now:
+            await t.host.run(["docker", "update", "--restart", "no", name], timeout=60)
+            await t.host.run(["docker", "stop", name], timeout=120, check=True)
+            await t.host.run(["docker", "rename", name, kept], timeout=60, check=True)
+
+    cmds = _lines(rename, *([on] if policy != "no" else []), start)
+    return Step(f"start previous {t.service} on {t.host_label}", run, undo,
+                params={"container": name, "from": kept, "restart_policy": policy},
+                host=t.host_label, commands=cmds, undo_if_failed=True)
