@@ -56,7 +56,7 @@ def release(d: Demo, *args: str) -> Run:
 def test_release_run_compose_and_guard(demo: Demo) -> None:
     v2 = inspect(demo, "test", "web")["Image"]
     old_web = inspect(demo, "prod", "web")["Id"]
-    assert serves(demo, "prod") == "shop v1"
+    assert serves(demo, "prod") == "app v1"
 
     run = release(demo, "--yes")
     assert run.code == 0, run.err
@@ -64,8 +64,8 @@ def test_release_run_compose_and_guard(demo: Demo) -> None:
                               "stop old web on prod-1", "start new web on prod-1",
                               "health of web on prod-1", "compose up api on prod-1",
                               "health of api on prod-1"], 1):
-        assert f"step {n}/9 {name}" in run.err
-    assert f"step 8/9 guard base_url in {CONFIG_FILE} on prod-1" in run.err
+        assert f"step {n}/8 {name}" in run.err
+    assert f"step 8/8 guard base_url in {CONFIG_FILE} on prod-1" in run.err
 
     # Run mode: new container from v2; the old one kept, stopped, restart policy off.
     web = inspect(demo, "prod", "web")
@@ -76,7 +76,7 @@ def test_release_run_compose_and_guard(demo: Demo) -> None:
     old = inspect(demo, "prod", kept[0])
     assert old["Id"] == old_web and not old["State"]["Running"]
     assert old["HostConfig"]["RestartPolicy"]["Name"] == "no"
-    assert serves(demo, "prod") == "shop v2"
+    assert serves(demo, "prod") == "app v2"
 
     # Compose mode: same project, pinned by an override, the operator's file untouched.
     api = inspect(demo, "prod", "shop-api")
@@ -114,7 +114,7 @@ def test_release_run_compose_and_guard(demo: Demo) -> None:
 
 def test_failed_health_rolls_everything_back(demo: Demo) -> None:
     # v3 answers 404 on /health: its compose healthcheck and HTTP check both fail.
-    bad = build_app_image("v3", "shop v3", cmd='["httpd", "-f", "-p", "8080", "-h", "/tmp"]')
+    bad = build_app_image("v3", "app v3", cmd='["httpd", "-f", "-p", "8080", "-h", "/tmp"]')
     demo.lab.load_image(demo.hosts["test"], bad)
     sh(demo, "test", "cd /opt/shop && sed -i 's/ferryman-app:v2/ferryman-app:v3/' "
        "docker-compose.yml && docker-compose up -d")
@@ -123,7 +123,7 @@ def test_failed_health_rolls_everything_back(demo: Demo) -> None:
 
     run = release(demo, "--yes")
     assert run.code == 1, run.err
-    assert "FAILED step 7/9 health of api on prod-1" in run.err
+    assert "FAILED step 7/8 health of api on prod-1" in run.err
     assert "undo start new web on prod-1" in run.err
     assert "undo stop old web on prod-1" in run.err
     # Every container is the one from before, running v1 again.
@@ -132,7 +132,7 @@ def test_failed_health_rolls_everything_back(demo: Demo) -> None:
     assert inspect(demo, "prod", "web")["State"]["Running"]
     assert inspect(demo, "prod", "web")["Image"] == v1
     assert inspect(demo, "prod", "shop-api")["Image"] == v1
-    assert serves(demo, "prod") == "shop v1"
+    assert serves(demo, "prod") == "app v1"
     assert not [n for n in after if ".ferryman-" in n]
     # v3 never stays on PROD.
     assert "ferryman-app:v3" not in sh(demo, "prod", "docker images --format "
@@ -195,7 +195,7 @@ def test_bootstrap_when_prod_container_was_deleted(demo: Demo) -> None:
     assert web["HostConfig"]["RestartPolicy"]["Name"] == "always"
     assert web["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "", "HostPort": "8080"}]}
     assert "/opt/shop/app_config.json" in run.err  # carried over as it was, and said so
-    assert serves(demo, "prod") == "shop v2"
+    assert serves(demo, "prod") == "app v2"
     record = ferryman(demo.config, "history", "prod", "--json").json()[-1]
     assert record["services"][0]["mode"] == "bootstrap"
 
@@ -212,7 +212,7 @@ def test_rollback_returns_to_previous_release(demo: Demo) -> None:
     assert inspect(demo, "prod", "web")["HostConfig"]["RestartPolicy"]["Name"] == \
         "unless-stopped"
     assert inspect(demo, "prod", "shop-api")["Image"] == v1
-    assert serves(demo, "prod") == "shop v1"
+    assert serves(demo, "prod") == "app v1"
     # The release's container is kept in turn, so the rollback itself can be undone.
     kept = [n for n, i in containers(demo, "prod").items() if i == new_web]
     assert kept and kept[0].startswith("web.ferryman-r")
@@ -246,7 +246,7 @@ def test_lock_held_refuses_and_unlock_breaks_it(demo: Demo) -> None:
 
 def test_connection_cut_during_transfer_leaves_prod_untouched(demo: Demo) -> None:
     # 300 MB of random bytes: long enough to cut the stream midway.
-    big = build_app_image("v9", "shop v9", blob_mb=300)
+    big = build_app_image("v9", "app v9", blob_mb=300)
     demo.lab.load_image(demo.hosts["test"], big)
     sh(demo, "test", f"docker rm -f web && docker run -d --name web -p 8080:8080 {big}")
     before = containers(demo, "prod")
@@ -269,9 +269,9 @@ def test_connection_cut_during_transfer_leaves_prod_untouched(demo: Demo) -> Non
     finally:
         proc.kill()
     assert proc.returncode == 1, err
-    assert "FAILED step 2/5 transfer images test-1 -> prod-1" in err
+    assert "FAILED step 2/6 transfer images test-1 -> prod-1" in err
     assert containers(demo, "prod") == before
     assert sh(demo, "prod", "docker images -q --no-trunc | sort") == images_before
     # The lock was given back over a new connection: PROD is free for the next try.
     assert "lock" not in sh(demo, "prod", "ls /var/lib/ferryman/shop")
-    assert serves(demo, "prod") == "shop v1"
+    assert serves(demo, "prod") == "app v1"

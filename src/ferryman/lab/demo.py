@@ -20,12 +20,14 @@ APP_DIR = "/opt/shop"
 CONFIG_FILE = f"{APP_DIR}/app_config.json"
 ADDRESSES = {"test": "10.0.0.58", "prod": "10.0.0.57"}  # names only: never contacted
 
+# `init` makes busybox httpd stop at once on SIGTERM (as PID 1 it would ignore it).
 COMPOSE = """\
-version: "3"
+version: "3.7"
 services:
   api:
     image: {image}
     container_name: shop-api
+    init: true
     ports: ["8081:8080"]
     volumes: ["{app_dir}/app_config.json:/www/config.json:ro"]
     healthcheck:
@@ -84,7 +86,7 @@ class Demo:
 
 
 def app_images() -> dict[str, str]:
-    return {v: build_app_image(v, f"shop {v}") for v in ("v1", "v2")}
+    return {v: build_app_image(v, f"app {v}") for v in ("v1", "v2")}
 
 
 def deploy(lab: Lab, host: LabHost, image: str, base_url: str) -> None:
@@ -92,7 +94,7 @@ def deploy(lab: Lab, host: LabHost, image: str, base_url: str) -> None:
     lab.exec(host, ["mkdir", "-p", APP_DIR])
     lab.exec(host, ["sh", "-c", 'cat > "$1"', "-", CONFIG_FILE],
              input=json.dumps({"base_url": base_url, "name": "shop"}, indent=2).encode())
-    lab.exec(host, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080",
+    lab.exec(host, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080", "--init",
                     "--restart", "unless-stopped", "-e", "APP_MODE=web",
                     "-v", f"{CONFIG_FILE}:/www/config.json:ro", image])
     lab.exec(host, ["sh", "-c", 'cat > "$1"', "-", f"{APP_DIR}/docker-compose.yml"],
