@@ -43,7 +43,7 @@ def images() -> tuple[str, str]:
         name = f"ferryman-bench-{uuid.uuid4().hex[:6]}"
         docker("run", "--name", name, v1, "sh", "-c",
                f"head -c {TOP_MB * 1024 * 1024} /dev/urandom > /data/top")
-        docker("commit", name, v2)
+        docker("commit", "--change", 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]', name, v2)
         docker("rm", name)
     return v1, v2
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from labenv import Run, ferryman
+from test_runspec_engine import FIELDS, Scene, differences, full_options
 
 from ferryman.lab import build_app_image
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
@@ -275,3 +276,33 @@ def test_connection_cut_during_transfer_leaves_prod_untouched(demo: Demo) -> Non
     # The lock was given back over a new connection: PROD is free for the next try.
     assert "lock" not in sh(demo, "prod", "ls /var/lib/ferryman/shop")
     assert serves(demo, "prod") == "app v1"
+
+
+def test_release_recreates_every_option(demo: Demo) -> None:
+    """A run-mode container with nearly every `docker create` option: after the release,
+    PROD's new container inspects as the old one did, field by field, image aside."""
+    images = {"test": "ferryman-app:v2", "prod": "ferryman-app:v1"}
+    for role, image in images.items():
+        sh(demo, role, "mkdir -p /opt/full/bind && echo hi > /opt/full/bind/conf.txt && "
+           "docker network create --subnet 10.231.7.0/24 neta >/dev/null && "
+           "docker network create --subnet 10.232.7.0/24 netb >/dev/null && "
+           "docker volume create fulldata >/dev/null")
+        scene = Scene("x", Path("/opt/full/bind"), "neta", "netb", 7, "fulldata")
+        host = demo.hosts[role]
+        demo.lab.exec(host, ["docker", "create", "--name", "full", *full_options(scene), image,
+                             "-f", "-p", "8080", "-h", "/www"])
+        demo.lab.exec(host, ["docker", "network", "connect", "--alias", "web-b", "--ip",
+                             scene.ip_b(20), "netb", "full"])
+        demo.lab.exec(host, ["docker", "start", "full"])
+    cfg = demo.config.read_text().replace(
+        "services:\n", "services:\n  full:\n    health: {docker: true, interval: 1s}\n", 1)
+    demo.config.write_text(cfg)
+    before = inspect(demo, "prod", "full")
+
+    run = release(demo, "--yes", "--service", "full")
+    assert run.code == 0, run.err
+    after = inspect(demo, "prod", "full")
+    v2 = inspect(demo, "test", "full")["Image"]
+    assert len(FIELDS) >= 30
+    assert differences(before, after, {"Config.Image": images["test"], "Image": v2}) == []
+    assert after["Id"] != before["Id"]

@@ -69,6 +69,7 @@ def run_spec(container: Json, old_image: Json | None, new_image: str, *, name: s
     own_net = not _shares_netns(mode)
 
     net_args, connects = _networks(container, name)
+    # Under --network host the engine discards published ports; there are none to carry.
     port_args, port_notes = _ports(host) if own_net and mode != "host" else ([], [])
     mount_args, mount_notes = _mounts(container)
     args = [
