@@ -69,7 +69,7 @@ def relay(src: list[str], dst: list[str]) -> tuple[int, float]:
     return n, time.monotonic() - t0
 
 
-def release(config: Path) -> tuple[float, int | None]:
+def release(config: Path) -> tuple[float, int | None, dict[str, float]]:
     logs = config.parent / "logs"
     known = set(logs.glob("*.jsonl")) if logs.exists() else set()
     t0 = time.monotonic()
@@ -79,12 +79,15 @@ def release(config: Path) -> tuple[float, int | None]:
     if proc.returncode:
         raise SystemExit(f"release failed:\n{proc.stderr}")
     wire = None
+    steps: dict[str, float] = {}
     for path in set(logs.glob("*.jsonl")) - known:
         for line in path.read_text().splitlines():
             event = json.loads(line)
             if "wire_bytes" in event:
                 wire = (wire or 0) + event["wire_bytes"]
-    return wall, wire
+            if event["event"] == "step_ok":
+                steps[event["name"]] = event["duration"]
+    return wall, wire, steps
 
 
 def main() -> None:
@@ -98,8 +101,11 @@ def main() -> None:
             lab.load_image(test, v1)
             lab.load_image(test, v2)
             lab.load_image(prod, v1)
-            lab.exec(test, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080", v2])
-            lab.exec(prod, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080", v1])
+            # --init: busybox httpd as PID 1 ignores SIGTERM; that 10 s stop is not the
+            # release's own cost.
+            for host, image in ((test, v2), (prod, v1)):
+                lab.exec(host, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080",
+                                "--init", image])
             config = work / "ferryman.yml"
             config.write_text(CONFIG.format(workdir=work, known_hosts=lab.known_hosts,
                                             key=lab.key_path, test_port=test.port,
@@ -108,10 +114,12 @@ def main() -> None:
                                        v2]).stdout)
             print(f"image {v2}: {size / 1e6:.1f} MB ({BASE_MB} MB base + {TOP_MB} MB top layer)")
 
-            wall, wire = release(config)
+            wall, wire, steps = release(config)
             print(f"ferryman release:           {wall:6.1f} s wall, "
                   f"{(wire or 0) / 1e6:7.1f} MB on the wire")
-            noop, _ = release(config)
+            for name, secs in steps.items():
+                print(f"    {secs:6.1f} s  {name}")
+            noop, _, _ = release(config)
             print(f"ferryman release (no-op):   {noop:6.1f} s wall")
 
             lab.exec(prod, ["docker", "rm", "-f", "web"])
