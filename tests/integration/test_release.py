@@ -306,3 +306,24 @@ def test_release_recreates_every_option(demo: Demo) -> None:
     assert len(FIELDS) >= 30
     assert differences(before, after, {"Config.Image": images["test"], "Image": v2}) == []
     assert after["Id"] != before["Id"]
+
+
+def test_kept_containers_are_pruned_beyond_keep_releases(demo: Demo) -> None:
+    demo.config.write_text(demo.config.read_text().replace("project: shop",
+                                                           "project: shop\nkeep_releases: 1"))
+    original = inspect(demo, "prod", "web")["Id"]
+    assert release(demo, "--yes", "--service", "web").code == 0
+    first = inspect(demo, "prod", "web")["Id"]
+    # TEST moves back to v1: the next release sets the v2 container aside in turn.
+    sh(demo, "test", "docker rm -f web && docker run -d --init --name web -p 8080:8080 "
+       "ferryman-app:v1")
+    time.sleep(1.1)  # release ids have one-second resolution
+    run = release(demo, "--yes", "--service", "web")
+    assert run.code == 0, run.err
+    assert "pruned 1 kept container(s)" in run.err
+    kept = {n: i for n, i in containers(demo, "prod").items() if n.startswith("web.ferryman-")}
+    assert list(kept.values()) == [first]  # the newest kept one stays
+    assert original not in containers(demo, "prod").values()
+    # Its image is still used by the live container, so it stays; nothing else was touched.
+    assert "ferryman-app:v1" in sh(demo, "prod", "docker images --format "
+                                   "'{{.Repository}}:{{.Tag}}'")
