@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import check, config_cmd, demo, logs, release, restart, status
+from . import check, config_cmd, data, demo, logs, release, restart, status
 from .common import Options
 
 app = typer.Typer(
@@ -49,6 +49,10 @@ app.command()(release.release)
 app.command()(release.rollback)
 app.command()(release.history)
 app.command()(release.unlock)
+app.command()(data.backup)
+app.command()(data.backups)
+app.command()(data.restore)
+app.command("sync-data")(data.sync_data)
 
 
 def main() -> None:

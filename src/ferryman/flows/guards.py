@@ -4,6 +4,7 @@ what reads it. The pure check lives in ferryman.guards."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Awaitable, Callable
 
 from ..config import Config
 from ..config.schema import Guard
@@ -33,9 +34,9 @@ async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host:
     return done
 
 
-def guard_step(cfg: Config, pool: HostPool, env: str, host_label: str, guard: Guard,
-               rid: str) -> Step:
-    host = pool.host(env, host_label)
+def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard, rid: str,
+               restart: Callable[[], Awaitable[list[str]]] | None = None) -> Step:
+    """`restart` restarts what reads the file; None when the caller starts them itself."""
     own = cfg.environments[env].own_address
     backup = backup_path(guard, rid)
     changed: dict[str, bool] = {}
@@ -58,7 +59,7 @@ def guard_step(cfg: Config, pool: HostPool, env: str, host_label: str, guard: Gu
         # In place (same inode): a container that bind-mounts the file sees the change.
         await host.run(write_file(guard.file), input=(verdict.fixed_text or "").encode(),
                        timeout=30, check=True)
-        restarted = await _restart(cfg, pool, env, host_label, host, guard.restart)
+        restarted = await restart() if restart else []
         again = ", restarted " + ", ".join(restarted) if restarted else ""
         return (f"{guard.key}: {verdict.value} -> {verdict.fixed_value} "
                 f"(backup {backup}){again}")
@@ -68,12 +69,14 @@ def guard_step(cfg: Config, pool: HostPool, env: str, host_label: str, guard: Gu
             return
         await host.run(["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore", backup, guard.file],
                        timeout=30, check=True)
-        await _restart(cfg, pool, env, host_label, host, guard.restart)
+        if restart:
+            await restart()
 
     cmds = [shlex.join(["cat", guard.file]),
             f"if {guard.key} does not name {own} or localhost: "
             + shlex.join(["cp", "-p", guard.file, backup]) + f"; rewrite {guard.key} in place"
-            + (f"; docker restart {' '.join(guard.restart)}" if guard.restart else "")]
+            + (f"; docker restart {' '.join(guard.restart)}" if guard.restart and restart
+               else "")]
     return Step(f"guard {guard.key} in {guard.file} on {host_label}", run, undo,
                 params={"file": guard.file, "key": guard.key, "must_name": own,
                         "restart": guard.restart},
@@ -81,6 +84,16 @@ def guard_step(cfg: Config, pool: HostPool, env: str, host_label: str, guard: Gu
 
 
 async def guard_steps(cfg: Config, pool: HostPool, env: str, rid: str) -> list[Step]:
-    return [guard_step(cfg, pool, env, spec.label, guard, rid)
-            for guard in cfg.guards if guard.applies_to(env)
-            for spec in cfg.environments[env].hosts]
+    steps = []
+    for guard in cfg.guards:
+        if not guard.applies_to(env):
+            continue
+        for spec in cfg.environments[env].hosts:
+            host = pool.host(env, spec.label)
+
+            async def restart(host: Host = host, label: str = spec.label,
+                              names: list[str] = guard.restart) -> list[str]:
+                return await _restart(cfg, pool, env, label, host, names)
+
+            steps.append(guard_step(cfg, env, spec.label, host, guard, rid, restart))
+    return steps

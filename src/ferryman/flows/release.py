@@ -9,7 +9,6 @@ Any failure undoes in reverse; the release is recorded on TO either way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -23,9 +22,10 @@ from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
 from ..events import EventBus
 from ..hosts import HostPool, Placement, by_host
-from ..state import LOCK_HELD, LockOwner, acquire_lock, release_id, release_lock
+from ..state import LockOwner, acquire_lock, release_id
 from ..steps import Outcome, Step, run_steps
-from ..transport import CommandFailed, Host
+from ..transport import Host
+from . import lock
 from . import recreate as rc
 from .check import compose_flavour
 from .guards import guard_steps
@@ -170,16 +170,7 @@ def lock_step(cfg: Config, pool: HostPool, env: str, plan: Plan,
     argv = acquire_lock(cfg.project, owner)
 
     async def run() -> str:
-        res = await host.run(argv, timeout=30)
-        if res.exit_status == LOCK_HELD:
-            held = LockOwner.parse(res.stdout)
-            who = (f"{held.owner} since {held.since} ({held.command})" if held
-                   else "an unknown owner")
-            raise PreconditionFailed(
-                f"{env} is locked by {who}",
-                hint=f"wait for it to finish; if it is stale: ferryman unlock {env}")
-        if not res.ok:
-            raise CommandFailed(res, f"cannot take the lock on {host.label}")
+        await lock.take(host, cfg.project, env, owner)
         plan.locked = True
         # What was read while planning must still hold now that nobody else can change it.
         for label, facts in seen.items():
@@ -306,7 +297,6 @@ async def execute(cfg: Config, pool: HostPool, plan: Plan, bus: EventBus,
                 await prune_kept(cfg, pool, plan.dst_env, plan.services, bus)
     finally:
         if plan.locked and plan.lock_owner is not None:
-            with contextlib.suppress(Exception):
-                await pool.host(plan.dst_env, plan.lock_host).run(
-                    release_lock(cfg.project, plan.lock_owner), timeout=30)
+            await lock.give_back(pool.host(plan.dst_env, plan.lock_host), cfg.project,
+                                 plan.lock_owner)
     return outcome

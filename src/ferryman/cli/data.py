@@ -1,0 +1,246 @@
+"""`ferryman backup`, `backups`, `restore`, `sync-data`: data, consistent and never lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ..data import archive as ar
+from ..docker import commands as dc
+from ..docker.inspect import parse_containers
+from ..errors import EXIT_BAD_INPUT, BadInput
+from ..flows import data as flow
+from ..hosts import open_pool
+from .common import (
+    confirm,
+    err_console,
+    execute,
+    fail,
+    human_bytes,
+    load,
+    make_bus,
+    out_console,
+    print_json,
+)
+
+
+def _close(logs) -> None:  # type: ignore[no-untyped-def]
+    if logs is not None:
+        logs.close()
+        err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
+
+
+async def _download(s: flow.Site, m: ar.Manifest, into: Path) -> Path:
+    dest = into / m.id
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in [*(i.archive for i in m.items), ar.MANIFEST]:
+        proc = await s.host.open(["cat", f"{s.folder(m.id)}/{name}"])
+        with (dest / name).open("wb") as fh:
+            while chunk := await proc.read(1 << 20):
+                fh.write(chunk)
+        res = await proc.wait()
+        if not res.ok:
+            raise BadInput(f"cannot download {name} from {s.label}: {res.stderr.strip()}")
+    return dest
+
+
+async def _upload(s: flow.Site, src: Path) -> str:
+    manifest_file = src / ar.MANIFEST
+    if not manifest_file.is_file():
+        raise BadInput(f"{src} holds no {ar.MANIFEST}: not a downloaded backup folder")
+    m = ar.Manifest.parse(manifest_file.read_text())
+    for name in [*(i.archive for i in m.items), ar.MANIFEST]:
+        if not (src / name).is_file():
+            raise BadInput(f"{src / name} is missing")
+    for name in [*(i.archive for i in m.items), ar.MANIFEST]:
+        proc = await s.host.open(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "-",
+                                  f"{s.folder(m.id)}/{name}"])
+        with (src / name).open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                await proc.write(chunk)
+        await proc.close_stdin()
+        res = await proc.wait()
+        if not res.ok:
+            raise BadInput(f"cannot upload {name} to {s.label}: {res.stderr.strip()}")
+    return m.id
+
+
+def backup(
+    ctx: typer.Context,
+    args: list[str] = typer.Argument(..., metavar="ENV | verify ENV ID",
+                                     help="ENV to back up, or `verify ENV ID`."),
+    discover: bool = typer.Option(False, "--discover",
+                                  help="List the volumes and folders the app's containers mount."),
+    download: Path = typer.Option(None, "--download", help="Also copy the backup into DIR."),
+    drill: bool = typer.Option(False, "--drill", help="verify: also unpack into a scratch "
+                               "folder and count, touching nothing live."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (verify, --discover)."),
+) -> None:
+    """Stop the business containers, snapshot volumes and folders, start them again."""
+    cfg = load(ctx)
+    if args[0] == "verify":
+        if len(args) != 3:
+            raise fail("usage: ferryman backup verify ENV ID", EXIT_BAD_INPUT)
+        return _verify(cfg, args[1], args[2], drill, json_out)
+    if len(args) != 1:
+        raise fail("usage: ferryman backup ENV  (or: ferryman backup verify ENV ID)",
+                   EXIT_BAD_INPUT)
+    env = args[0]
+    if discover:
+        return _discover(cfg, env, json_out)
+    bus, logs = make_bus(ctx, cfg, "backup")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            outcome, m = await flow.backup(cfg, pool, env, bus, dry_run)
+            if outcome.ok and m is not None:
+                err_console.print(f"backup {m.id} on {m.host}: {len(m.items)} item(s), "
+                                  f"{human_bytes(m.total_bytes)}", highlight=False)
+                if download:
+                    where = await _download(flow.site(cfg, pool, env), m, download)
+                    err_console.print(f"downloaded to {where}", highlight=False)
+            return outcome.exit_code
+
+    code = execute(go)
+    _close(logs)
+    if code:
+        raise typer.Exit(code)
+
+
+def _verify(cfg, env: str, bid: str, drill: bool, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> list[str]:
+        async with open_pool(cfg) as pool:
+            s = flow.site(cfg, pool, env)
+            m = await flow.read_manifest(s, bid)
+            said = [await flow.verify_archives(s, m)]
+            if drill:
+                said.append(await flow.drill(s, m))
+            return said
+
+    said = execute(go)
+    if json_out:
+        print_json({"id": bid, "ok": True, "checks": said})
+    else:
+        for line in said:
+            out_console.print(f"{bid}: {line}", highlight=False)
+
+
+def _discover(cfg, env: str, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> list[dict]:
+        async with open_pool(cfg) as pool:
+            names = list(dict.fromkeys([s.container_name for s in cfg.services.values()]
+                                       + (cfg.data.stop if cfg.data else [])))
+            rows = []
+            for label, host in pool.hosts(env):
+                facts = parse_containers((await host.run(dc.inspect_containers(names),
+                                                         timeout=60)).stdout)
+                for name, f in facts.items():
+                    for m in f.raw.get("Mounts") or []:
+                        rows.append({"host": label, "container": name, "type": m.get("Type"),
+                                     "name": m.get("Name") or m.get("Source"),
+                                     "destination": m.get("Destination"), "rw": m.get("RW")})
+            return rows
+
+    rows = execute(go)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("host", "container", "type", "volume or folder", "mounted at", "rw"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["host"], r["container"], r["type"], r["name"], r["destination"],
+                      "yes" if r["rw"] else "no")
+    out_console.print(table)
+    err_console.print("put volumes under data.volumes and folders under data.paths",
+                      highlight=False)
+
+
+def backups(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The backups kept on ENV's data host, oldest first."""
+    cfg = load(ctx)
+
+    async def go() -> list[ar.Manifest]:
+        async with open_pool(cfg) as pool:
+            return await flow.list_backups(flow.site(cfg, pool, env))
+
+    found = execute(go)
+    if json_out:
+        print_json([ar.to_dict(m) for m in found])
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("id", "kind", "created", "from", "items", "data", "archives"):
+        table.add_column(col, overflow="fold")
+    for m in found:
+        table.add_row(m.id, m.kind, m.created.replace("T", " ")[:19], m.source or m.env,
+                      str(len(m.items)), human_bytes(m.total_bytes), human_bytes(m.archive_bytes))
+    out_console.print(table)
+
+
+def restore(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment to restore."),
+    bid: str = typer.Argument(None, metavar="ID", help="Backup id (see ferryman backups)."),
+    from_file: Path = typer.Option(None, "--from-file", help="Upload a downloaded backup "
+                                   "folder first, and restore it."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Put a backup back: safety backup first, staged beside the live data, swapped in."""
+    cfg = load(ctx)
+    if not bid and not from_file:
+        raise fail("give a backup ID or --from-file DIR", EXIT_BAD_INPUT)
+    bus, logs = make_bus(ctx, cfg, "restore")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            wanted = bid
+            if from_file:
+                if dry_run:
+                    raise BadInput("--from-file uploads: it cannot be a dry run")
+                confirm(cfg, env, f"upload {from_file} and restore it on {env}", yes)
+                wanted = await _upload(flow.site(cfg, pool, env), from_file)
+            elif not dry_run:
+                confirm(cfg, env, f"replace the data of {env} with backup {bid}", yes)
+            outcome, _ = await flow.restore(cfg, pool, env, wanted, bus, dry_run)
+            return outcome.exit_code
+
+    code = execute(go)
+    _close(logs)
+    if code:
+        raise typer.Exit(code)
+
+
+def sync_data(
+    ctx: typer.Context,
+    src: str = typer.Argument(..., metavar="FROM", help="Environment whose data to take."),
+    dst: str = typer.Argument(..., metavar="TO", help="Environment whose data to replace."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Snapshot FROM stop-clean, stream it to TO, and apply it there (safety backup first)."""
+    cfg = load(ctx)
+    bus, logs = make_bus(ctx, cfg, "sync-data")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            pool.env(src)
+            pool.env(dst)
+            if not dry_run:
+                confirm(cfg, dst, f"replace the data of {dst} with a snapshot of {src}", yes)
+            outcome, _ = await flow.sync(cfg, pool, src, dst, bus, dry_run)
+            return outcome.exit_code
+
+    code = execute(go)
+    _close(logs)
+    if code:
+        raise typer.Exit(code)
+

@@ -1,0 +1,201 @@
+"""Archives of data items on a host, and their manifest. argv builders and parsers only.
+
+One tar stream per item (a named volume's folder or a host folder), compressed with zstd or
+gzip, with the counts and digests that let a restore prove it put back every byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..docker.images import COMPRESS, DECOMPRESS
+
+EXTENSION = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
+MANIFEST = "manifest.json"
+
+# Archive one folder: counts first (files, bytes of regular files), then the tar stream
+# through the compressor into the archive, each side's status checked (dash has no pipefail),
+# then the archive's digest and size. Prints: FILES BYTES SHA256 ARCHIVE_BYTES.
+_PACK = r'''
+set -u
+src=$1 out=$2 comp=$3
+[ -d "$src" ] || { echo "no such folder: $src" >&2; exit 66; }
+mkdir -p "$(dirname "$out")" || exit 1
+files=$(find "$src" -xdev -type f | wc -l)
+bytes=$(find "$src" -xdev -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+st=$(mktemp) || exit 1
+{ tar -C "$src" --numeric-owner -cf - . ; echo $? > "$st"; } | $comp > "$out.part"
+z=$?; t=$(cat "$st"); rm -f "$st"
+if [ "$t" != 0 ] || [ "$z" != 0 ]; then
+  rm -f "$out.part"; echo "tar exit $t, compressor exit $z" >&2; exit 1
+fi
+mv "$out.part" "$out" || exit 1
+sha=$(sha256sum "$out" | cut -d' ' -f1)
+echo "$files $bytes $sha $(stat -c %s "$out")"
+'''
+
+# Unpack an archive into a fresh folder and count what came out. Prints: FILES BYTES.
+_UNPACK = r'''
+set -u
+archive=$1 dest=$2 decomp=$3
+rm -rf -- "$dest" && mkdir -p -- "$dest" || exit 1
+st=$(mktemp) || exit 1
+{ $decomp < "$archive"; echo $? > "$st"; } | tar -C "$dest" --numeric-owner -xpf -
+x=$?; d=$(cat "$st"); rm -f "$st"
+if [ "$d" != 0 ] || [ "$x" != 0 ]; then
+  echo "decompressor exit $d, tar exit $x" >&2; exit 1
+fi
+files=$(find "$dest" -xdev -type f | wc -l)
+bytes=$(find "$dest" -xdev -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+echo "$files $bytes"
+'''
+
+# Swap a staged folder in: live -> old, staged -> live. Each mv is atomic on one filesystem.
+# A live folder that does not exist yet (first sync to a new server) is simply created.
+_SWAP = 'if [ -e "$1" ]; then mv -T -- "$1" "$3" || exit 1; fi; mv -T -- "$2" "$1"'
+# And back: live (the new data) -> staged, old -> live.
+_UNSWAP = (
+    'if [ -e "$1" ]; then mv -T -- "$1" "$2" || exit 1; fi; '
+    'if [ -e "$3" ]; then mv -T -- "$3" "$1"; fi; exit 0'
+)
+
+
+@dataclass
+class Item:
+    kind: str  # volume | path
+    name: str  # the volume name or the folder path
+    archive: str = ""  # file name inside the backup folder
+    files: int = 0
+    bytes: int = 0
+    sha256: str = ""
+    archive_bytes: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"volume {self.name}" if self.kind == "volume" else f"folder {self.name}"
+
+
+@dataclass
+class Manifest:
+    id: str
+    project: str
+    env: str
+    host: str
+    created: str
+    compression: str
+    ferryman: str
+    kind: str = "backup"  # backup | safety (taken before an apply) | sync
+    items: list[Item] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # container -> image id
+    stopped: list[str] = field(default_factory=list)  # stopped for the snapshot, in order
+    snapshot_started: str = ""  # host clock, around the archiving
+    snapshot_ended: str = ""
+    source: str = ""  # for a sync: env/host/id it came from
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        items = [Item(**i) for i in data.pop("items", [])]
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known, items=items)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(i.bytes for i in self.items)
+
+    @property
+    def archive_bytes(self) -> int:
+        return sum(i.archive_bytes for i in self.items)
+
+
+def backup_id(kind: str = "b", now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime(f"{kind}%Y%m%d-%H%M%S")
+
+
+ID_PATTERN = re.compile(r"^[a-z]\d{8}-\d{6}$")
+
+
+def archive_name(item: Item, compression: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name.strip("/")) or "root"
+    return f"{item.kind}-{slug}{EXTENSION[compression]}"
+
+
+def folder(backup_dir: str, project: str, bid: str = "") -> str:
+    base = f"{backup_dir.rstrip('/')}/{project}"
+    return f"{base}/{bid}" if bid else base
+
+
+def pack(src: str, out: str, compression: str) -> list[str]:
+    return ["sh", "-c", _PACK, "ferryman-pack", src, out, COMPRESS[compression]]
+
+
+def parse_pack(stdout: str) -> tuple[int, int, str, int]:
+    files, size, sha, archive = stdout.split()[-4:]
+    return int(files), int(size), sha, int(archive)
+
+
+def unpack(archive: str, dest: str, compression: str) -> list[str]:
+    return ["sh", "-c", _UNPACK, "ferryman-unpack", archive, dest, DECOMPRESS[compression]]
+
+
+def parse_unpack(stdout: str) -> tuple[int, int]:
+    files, size = stdout.split()[-2:]
+    return int(files), int(size)
+
+
+def swap(live: str, staged: str, old: str) -> list[str]:
+    return ["sh", "-c", _SWAP, "ferryman-swap", live, staged, old]
+
+
+def unswap(live: str, staged: str, old: str) -> list[str]:
+    return ["sh", "-c", _UNSWAP, "ferryman-unswap", live, staged, old]
+
+
+def sha256(paths: list[str]) -> list[str]:
+    return ["sha256sum", "--", *paths]
+
+
+def parse_sha256(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        digest, _, path = line.partition("  ")
+        if path:
+            out[path] = digest
+    return out
+
+
+def volume_mountpoints(names: list[str]) -> list[str]:
+    return ["docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", *names]
+
+
+def host_clock() -> list[str]:
+    return ["date", "-u", "+%Y-%m-%dT%H:%M:%S.%NZ"]
+
+
+def list_manifests(base: str) -> list[str]:
+    # One round trip: every manifest under the project's backup folder, separated.
+    script = ('for m in "$1"/*/manifest.json; do [ -f "$m" ] && cat "$m" && printf "\\036"; '
+              'done; exit 0')
+    return ["sh", "-c", script, "ferryman-list", base]
+
+
+def parse_manifests(stdout: str) -> list[Manifest]:
+    out = []
+    for chunk in stdout.split("\x1e"):
+        if chunk.strip():
+            try:
+                out.append(Manifest.parse(chunk))
+            except (ValueError, TypeError, KeyError):
+                continue
+    return sorted(out, key=lambda m: m.created)
+
+
+def to_dict(m: Manifest) -> dict[str, Any]:
+    return asdict(m)
