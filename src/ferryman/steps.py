@@ -57,8 +57,8 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, CommandFailed):
         r = exc.result
         data.update(
-            host=r.host, command=r.command_line, exit=r.exit_status, stdout=r.stdout,
-            stderr=r.stderr,
+            host=r.host, command=r.command_line, short_command=r.short_command,
+            exit=r.exit_status, stdout=r.stdout, stderr=r.stderr,
         )
     if isinstance(exc, TransportError):
         data["host"] = exc.host

@@ -68,8 +68,10 @@ class TerminalView:
 
     def _failure_detail(self, d: dict[str, Any]) -> None:
         if d.get("command"):
+            # The full line (inline scripts included) is in the log files.
+            shown = d.get("short_command") or d["command"]
             self.console.print(f"    command on {escape(d.get('host', '?'))}: "
-                               f"{escape(d['command'])} (exit {d.get('exit')})", highlight=False)
+                               f"{escape(shown)} (exit {d.get('exit')})", highlight=False)
         for key in ("stdout", "stderr"):
             if d.get(key):
                 self.console.print(f"    --- {key} ---", style="dim")

@@ -163,7 +163,7 @@ async def snapshot(s: Site, bid: str, kind: str, stopped: list[str]) -> ar.Manif
     facts = parse_containers((await s.host.run(dc.inspect_containers(names), timeout=60)).stdout)
     m = ar.Manifest(bid, s.cfg.project, s.env, s.label, now_iso(), compression, __version__,
                     kind=kind, images={n: f.image_id for n, f in facts.items()},
-                    stopped=list(stopped))
+                    stopped=list(stopped), items=items)
     m.snapshot_started = (await s.host.run(ar.host_clock(), timeout=30)).stdout.strip()
     for item in items:
         item.archive = ar.archive_name(item, compression)

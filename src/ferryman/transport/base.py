@@ -28,6 +28,17 @@ class Result:
     def command_line(self) -> str:
         return shlex.join(self.argv)
 
+    @property
+    def short_command(self) -> str:
+        return short_command(self.argv)
+
+
+def short_command(argv: list[str]) -> str:
+    """The command line with an inline shell script cut to its name: for one-line messages."""
+    if len(argv) >= 4 and argv[:2] == ["sh", "-c"] and ("\n" in argv[2] or len(argv[2]) > 60):
+        return shlex.join([argv[3], *argv[4:]])
+    return shlex.join(argv)
+
 
 class TransportError(Exception):
     """A host could not be reached or a channel broke; says which host and why."""
@@ -45,7 +56,7 @@ class CommandFailed(Exception):
         self.result = result
         head = what or f"command failed on {result.host}"
         status = "timed out" if result.timed_out else f"exit {result.exit_status}"
-        super().__init__(f"{head}: {result.command_line} ({status})")
+        super().__init__(f"{head}: {result.short_command} ({status})")
 
 
 class Process(Protocol):
