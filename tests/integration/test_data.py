@@ -7,6 +7,7 @@ Each host runs the demo app plus: `writer`, which keeps changing files in the vo
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from labenv import Run, ferryman
 
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
+from ferryman.lab.images import ensure_db_image
 
 DATA = """\
 data:
@@ -189,3 +191,42 @@ def test_prod_confirmation_dry_run_and_bad_input_change_nothing(demo: Demo) -> N
     demo.config.write_text(demo.config.read_text().replace("/srv/shop/files", "/srv/nowhere"))
     missing = cli(demo, "backup", "test")
     assert missing.code == 3 and "no folder /srv/nowhere on test-1" in missing.err
+
+
+def test_database_dumps_are_taken_live_and_loaded_back(demo: Demo) -> None:
+    """PostgreSQL and MariaDB stay up: dumped inside their containers, loaded back into them."""
+    db_image = ensure_db_image()
+    demo.lab.load_image(demo.hosts["test"], db_image)
+    sh(demo, "test", f"docker run -d --name pg {db_image} postgres >/dev/null && "
+       f"docker run -d --name maria {db_image} mariadb >/dev/null")
+    psql = "docker exec -u postgres pg psql -tAq -c"
+    mysql = "docker exec maria mysql -N -e"
+    for _ in range(60):
+        if sh(demo, "test", f"{psql} 'select 1' 2>/dev/null; {mysql} 'select 1' 2>/dev/null",
+              check=False).split() == ["1", "1"]:
+            break
+        time.sleep(0.5)
+    sh(demo, "test", f"docker exec -u postgres pg createdb shop && {psql} "
+       "'create table t(n int); insert into t select generate_series(1, 1000)' -d shop"
+       f" && {mysql} 'create database shop; create table shop.t(n int); "
+       "insert into shop.t values (1),(2),(3)'")
+    demo.config.write_text(demo.config.read_text().replace("data:\n", """data:
+  dumps:
+    - {container: pg, engine: postgres, database: shop}
+    - {container: maria, engine: mysql, database: shop}
+""", 1))
+    pg_started = state(demo, "test", "pg")["StartedAt"]
+    run = cli(demo, "backup", "test")
+    assert run.code == 0, run.err
+    m = cli(demo, "backups", "test", "--json").json()[-1]
+    dumps = {i["name"]: i for i in m["items"] if i["kind"] == "dump"}
+    assert set(dumps) == {"pg/shop", "maria/shop"} and dumps["pg/shop"]["bytes"] > 0
+    assert state(demo, "test", "pg")["StartedAt"] == pg_started  # never stopped
+    assert cli(demo, "backup", "verify", "test", m["id"], "--drill").code == 0
+
+    sh(demo, "test", f"{psql} 'delete from t where n > 10' -d shop && "
+       f"{mysql} 'delete from shop.t'")
+    run = cli(demo, "restore", "test", m["id"], "--yes")
+    assert run.code == 0, run.err
+    assert sh(demo, "test", f"{psql} 'select count(*) from t' -d shop").strip() == "1000"
+    assert sh(demo, "test", f"{mysql} 'select count(*) from shop.t'").strip() == "3"

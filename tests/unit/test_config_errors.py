@@ -682,3 +682,21 @@ def test_secret_is_masked_in_listed_choices(tmp_path: Path) -> None:
     assert issue.line == 8
     assert "db.internal.example" not in str(issue)
     assert issue.expected.endswith(": ***")
+
+
+def test_dump_of_a_stopped_container_is_refused(tmp_path) -> None:
+    from ferryman.config import ConfigError, load_config
+
+    path = tmp_path / "ferryman.yml"
+    path.write_text(
+        "project: p\nenvironments:\n  test:\n    hosts: [{address: h}]\n"
+        "data:\n  stop: [db]\n  dumps:\n    - container: db\n      engine: postgres\n"
+        "      database: app\n")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("accepted")
+    assert "ferryman.yml:8: data.dumps[0].container: got 'db'" in text
+    assert "not in data.stop" in text

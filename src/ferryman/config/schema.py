@@ -324,7 +324,23 @@ class Service(_Model):
         return self.hosts is None or host.label in self.hosts
 
 
+class Dump(_Model):
+    """A database dumped inside its running container instead of stopping it."""
+
+    container: DockerName
+    engine: Literal["postgres", "mysql"]
+    database: NonEmpty
+    # postgres: the role pg_dump connects as (run as OS user `postgres` in the container);
+    # mysql: the user mysqldump connects as, with the container's MYSQL_ROOT_PASSWORD if set.
+    user: NonEmpty | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.container}/{self.database}"
+
+
 class Data(_Model):
+    dumps: list[Dump] = []
     volumes: list[DockerName] = []
     paths: list[AbsolutePath] = []
     stop: list[DockerName] = []  # stopped in this order for a consistent snapshot
@@ -493,6 +509,17 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                     ("data", "never_stop", i),
                     container,
                     "a container that is not also in data.stop",
+                )
+            )
+    for i, dump in enumerate(_list(data_section.get("dumps"))):
+        container = _mapping(dump).get("container")
+        if isinstance(container, str) and container in stop:
+            # A dump runs inside the running database; a stopped one cannot answer.
+            issues.append(
+                CrossIssue(
+                    ("data", "dumps", i, "container"),
+                    container,
+                    "a database container that keeps running (not in data.stop)",
                 )
             )
 

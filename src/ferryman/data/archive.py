@@ -64,19 +64,65 @@ _UNSWAP = (
 )
 
 
+# A database dump taken inside its running container, compressed on the host.
+# Prints: 1 BYTES SHA256 ARCHIVE_BYTES (BYTES: the dump's size uncompressed).
+_DUMP = r'''
+set -u
+out=$1 comp=$2 decomp=$3; shift 3
+mkdir -p "$(dirname "$out")" || exit 1
+st=$(mktemp) || exit 1
+{ "$@"; echo $? > "$st"; } | $comp > "$out.part"
+z=$?; d=$(cat "$st"); rm -f "$st"
+if [ "$d" != 0 ] || [ "$z" != 0 ]; then
+  rm -f "$out.part"; echo "dump exit $d, compressor exit $z" >&2; exit 1
+fi
+mv "$out.part" "$out" || exit 1
+bytes=$($decomp < "$out" | wc -c)
+echo "1 $bytes $(sha256sum "$out" | cut -d' ' -f1) $(stat -c %s "$out")"
+'''
+
+# Feed a dump back into its database; both sides of the pipe checked.
+_LOAD_DUMP = r'''
+set -u
+archive=$1 decomp=$2; shift 2
+st=$(mktemp) || exit 1
+{ $decomp < "$archive"; echo $? > "$st"; } | "$@"
+r=$?; d=$(cat "$st"); rm -f "$st"
+if [ "$d" != 0 ] || [ "$r" != 0 ]; then
+  echo "decompressor exit $d, restore exit $r" >&2; exit 1
+fi
+'''
+
+# The container's own MYSQL_ROOT_PASSWORD, when it has one: no secret in ferryman's argv.
+_MYSQL_AUTH = (
+    'u=$1 db=$2; shift 2; exec "$@" -u"$u" ${MYSQL_ROOT_PASSWORD:+-p"$MYSQL_ROOT_PASSWORD"} "$db"'
+)
+
+
 @dataclass
 class Item:
-    kind: str  # volume | path
-    name: str  # the volume name or the folder path
+    kind: str  # volume | path | dump
+    name: str  # the volume name, the folder path, or container/database
     archive: str = ""  # file name inside the backup folder
     files: int = 0
     bytes: int = 0
     sha256: str = ""
     archive_bytes: int = 0
+    engine: str = ""  # dumps: postgres | mysql
+    user: str = ""
 
     @property
     def label(self) -> str:
-        return f"volume {self.name}" if self.kind == "volume" else f"folder {self.name}"
+        return {"volume": "volume", "path": "folder", "dump": "database"}[self.kind] + \
+            f" {self.name}"
+
+    @property
+    def container(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def database(self) -> str:
+        return self.name.split("/", 1)[1]
 
 
 @dataclass
@@ -124,7 +170,43 @@ ID_PATTERN = re.compile(r"^[a-z]\d{8}-\d{6}$")
 
 def archive_name(item: Item, compression: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name.strip("/")) or "root"
-    return f"{item.kind}-{slug}{EXTENSION[compression]}"
+    ext = EXTENSION[compression].replace(".tar", f".{item.engine}") if item.kind == "dump" \
+        else EXTENSION[compression]
+    return f"{item.kind}-{slug}{ext}"
+
+
+def dump_command(item: Item) -> list[str]:
+    if item.engine == "postgres":
+        return ["docker", "exec", "-u", "postgres", item.container, "pg_dump",
+                "-U", item.user or "postgres", "-Fc", item.database]
+    return ["docker", "exec", item.container, "sh", "-c", _MYSQL_AUTH, "ferryman-dump",
+            item.user or "root", item.database, "mysqldump", "--single-transaction",
+            "--routines", "--triggers"]
+
+
+def load_command(item: Item) -> list[str]:
+    if item.engine == "postgres":
+        # One transaction: a restore that fails midway leaves the database as it was.
+        return ["docker", "exec", "-i", "-u", "postgres", item.container, "pg_restore",
+                "-U", item.user or "postgres", "-d", item.database, "--clean", "--if-exists",
+                "--no-owner", "--single-transaction"]
+    return ["docker", "exec", "-i", item.container, "sh", "-c", _MYSQL_AUTH, "ferryman-load",
+            item.user or "root", item.database, "mysql"]
+
+
+def dump(item: Item, out: str, compression: str) -> list[str]:
+    return ["sh", "-c", _DUMP, "ferryman-dump", out, COMPRESS[compression],
+            DECOMPRESS[compression], *dump_command(item)]
+
+
+def dump_size(archive: str, compression: str) -> list[str]:
+    """Prints the uncompressed size of a dump archive: a drill for dumps."""
+    return ["sh", "-c", '$1 < "$2" | wc -c', "ferryman-size", DECOMPRESS[compression], archive]
+
+
+def load_dump(item: Item, archive: str, compression: str) -> list[str]:
+    return ["sh", "-c", _LOAD_DUMP, "ferryman-load", archive, DECOMPRESS[compression],
+            *load_command(item)]
 
 
 def folder(backup_dir: str, project: str, bid: str = "") -> str:

@@ -65,7 +65,9 @@ def site(cfg: Config, pool: HostPool, env: str) -> Site:
 
 
 def wanted_items(data: Data) -> list[ar.Item]:
-    return ([ar.Item("volume", v) for v in data.volumes]
+    # Dumps first: they need their databases running, which the snapshot does not stop.
+    return ([ar.Item("dump", d.name, engine=d.engine, user=d.user or "") for d in data.dumps]
+            + [ar.Item("volume", v) for v in data.volumes]
             + [ar.Item("path", p) for p in data.paths])
 
 
@@ -156,7 +158,7 @@ class Quiesce:
 
 async def snapshot(s: Site, bid: str, kind: str, stopped: list[str]) -> ar.Manifest:
     items = wanted_items(s.data)
-    folders = await live_folders(s, items)
+    folders = await live_folders(s, [i for i in items if i.kind != "dump"])
     compression = pick_compression(await tools(s.host), {"zstd", "gzip"})
     names = list(dict.fromkeys([*s.data.stop, *(x.container_name
                                                 for x in s.cfg.services.values())]))
@@ -168,7 +170,9 @@ async def snapshot(s: Site, bid: str, kind: str, stopped: list[str]) -> ar.Manif
     for item in items:
         item.archive = ar.archive_name(item, compression)
         out = f"{s.folder(bid)}/{item.archive}"
-        res = await s.host.run(ar.pack(folders[item.name], out, compression), timeout=None)
+        argv = (ar.dump(item, out, compression) if item.kind == "dump"
+                else ar.pack(folders[item.name], out, compression))
+        res = await s.host.run(argv, timeout=None)
         if not res.ok:
             raise CommandFailed(res, f"archiving {item.label} on {s.label} failed")
         item.files, item.bytes, item.sha256, item.archive_bytes = ar.parse_pack(res.stdout)
@@ -178,10 +182,11 @@ async def snapshot(s: Site, bid: str, kind: str, stopped: list[str]) -> ar.Manif
     return m
 
 
-def snapshot_step(s: Site, q: Quiesce, bid: str, kind: str, out: dict[str, Any]) -> Step:
+def snapshot_step(s: Site, q: Quiesce, bid: str, kind: str, out: dict[str, Any],
+                  key: str = "manifest") -> Step:
     async def run() -> str:
         m = await snapshot(s, bid, kind, q.stopped)
-        out["manifest"] = m
+        out[key] = m
         return (f"{len(m.items)} item(s), {m.total_bytes} bytes in {sum(i.files for i in m.items)}"
                 f" files -> {m.archive_bytes} bytes ({m.compression}) in {s.folder(bid)}")
 
@@ -261,6 +266,13 @@ async def drill(s: Site, m: ar.Manifest) -> str:
     scratch = f"{s.folder(m.id)}.drill"
     try:
         for item in m.items:
+            if item.kind == "dump":
+                res = await s.host.run(ar.dump_size(f"{s.folder(m.id)}/{item.archive}",
+                                                    m.compression), timeout=None)
+                if not res.ok or int(res.stdout.split()[-1]) != item.bytes:
+                    raise DataMismatch(f"{item.label}: {res.stdout.strip() or res.stderr.strip()}"
+                                       f" bytes unpacked, manifest says {item.bytes}")
+                continue
             res = await s.host.run(ar.unpack(f"{s.folder(m.id)}/{item.archive}",
                                              f"{scratch}/{item.archive}", m.compression),
                                    timeout=None)
@@ -294,11 +306,14 @@ def apply_steps(s: Site, m: ar.Manifest, rid: str, out: dict[str, Any],
         i.label for i in m.items]}, host=s.label)]
     steps.append(stop)
     safety_id = safety_id or ar.backup_id("s")
-    steps.append(snapshot_step(s, q, safety_id, "safety", out))
+    steps.append(snapshot_step(s, q, safety_id, "safety", out, key="safety_manifest"))
     steps[-1].name = f"safety backup {safety_id} on {s.label}"
     steps[-1].undo = None  # a safety copy is never removed by an undo
     for item in m.items:
-        steps.extend(_item_steps(s, m, item, rid, folders))
+        if item.kind == "dump":
+            steps.append(_dump_step(s, m, item, out))
+        else:
+            steps.extend(_item_steps(s, m, item, rid, folders))
     for guard in s.cfg.guards:
         if guard.applies_to(s.env):
             # No restart: the business containers start after the swap anyway.
@@ -313,6 +328,36 @@ def apply_steps(s: Site, m: ar.Manifest, rid: str, out: dict[str, Any],
     steps.append(Step(f"remove replaced data on {s.label}", clean, host=s.label))
     out["safety"] = safety_id
     return steps
+
+
+def _dump_step(s: Site, m: ar.Manifest, item: ar.Item, out: dict[str, Any]) -> Step:
+    """Loads a dump into its running database; the undo loads the safety backup's dump."""
+    archive = f"{s.folder(m.id)}/{item.archive}"
+
+    async def load(source: ar.Manifest, archive: str) -> None:
+        facts = parse_containers((await s.host.run(dc.inspect_containers([item.container]),
+                                                   timeout=30)).stdout)
+        if item.container not in facts or not facts[item.container].running:
+            raise PreconditionFailed(f"{item.container} must run to load {item.label} on "
+                                     f"{s.label}")
+        res = await s.host.run(ar.load_dump(item, archive, source.compression), timeout=None)
+        if not res.ok:
+            raise CommandFailed(res, f"loading {item.label} on {s.label} failed")
+
+    async def run() -> str:
+        await load(m, archive)
+        return f"{item.label} loaded from {item.archive}"
+
+    async def undo() -> None:
+        safety: ar.Manifest | None = out.get("safety_manifest")
+        mine = next((i for i in safety.items if i.name == item.name), None) if safety else None
+        if safety is None or mine is None:
+            raise FerrymanError(f"no safety dump of {item.label} to load back")
+        await load(safety, f"{s.folder(safety.id)}/{mine.archive}")
+
+    return Step(f"load {item.label} on {s.label}", run, undo, host=s.label,
+                params={"archive": archive, "engine": item.engine}, undo_if_failed=True,
+                commands=[shlex.join(ar.load_command(item))])
 
 
 def _item_steps(s: Site, m: ar.Manifest, item: ar.Item, rid: str,

@@ -1,10 +1,10 @@
-"""`python -m ferryman.lab build`: build the test-host and app images once."""
+"""`python -m ferryman.lab build`: build the test-host, app and database images once."""
 
 from __future__ import annotations
 
 import sys
 
-from .images import LabError, build_app_image, ensure_host_image
+from .images import LabError, build_app_image, ensure_db_image, ensure_host_image
 
 
 def main(argv: list[str]) -> int:
@@ -14,6 +14,7 @@ def main(argv: list[str]) -> int:
     try:
         print(ensure_host_image(), file=sys.stderr)
         print(build_app_image("v1", "app v1"), file=sys.stderr)
+        print(ensure_db_image(), file=sys.stderr)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -85,6 +85,60 @@ def ensure_host_image(name: str = HOST_IMAGE, mirror: str = DEBIAN_MIRROR) -> st
     return name
 
 
+DB_IMAGE = "ferryman-db:1"
+DB_PACKAGES = "postgresql,mariadb-server,procps"
+
+
+def ensure_db_image(name: str = DB_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
+    """PostgreSQL and MariaDB from Debian, for the database-dump tests (no registry here).
+
+    `docker run IMAGE postgres` or `docker run IMAGE mariadb` starts one of them in the
+    foreground, as their official images would.
+    """
+    if image_exists(name):
+        return name
+    with tempfile.TemporaryDirectory(prefix="ferryman-dbimage-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "root"
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={DB_PACKAGES}", "bookworm",
+             str(root), mirror], capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise LabError("debootstrap failed:\n" + "\n".join(proc.stdout.splitlines()[-20:]))
+        entry = root / "usr/local/bin/db-entrypoint"
+        entry.write_text(DB_ENTRYPOINT)
+        entry.chmod(0o755)
+        for junk in (*root.glob("var/cache/apt/archives/*.deb"),
+                     *root.glob("var/lib/apt/lists/*")):
+            if junk.is_file():
+                junk.unlink()
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(
+            ["docker", "import", "-c", 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]',
+             "-c", "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:"
+             "/usr/sbin:/usr/bin:/sbin:/bin", "-", name], stdin=tar.stdout, capture_output=True,
+        )
+        tar.wait()
+        if imp.returncode != 0:
+            raise LabError(f"docker import failed: {imp.stderr.decode(errors='replace')}")
+    return name
+
+
+DB_ENTRYPOINT = """#!/bin/sh
+set -e
+case "$1" in
+  postgres)
+    mkdir -p /run/postgresql && chown postgres:postgres /run/postgresql
+    exec su postgres -s /bin/sh -c 'exec postgres -D /var/lib/postgresql/15/main \
+      -c config_file=/etc/postgresql/15/main/postgresql.conf' ;;
+  mariadb)
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    exec mariadbd --user=mysql ;;
+  *) exec "$@" ;;
+esac
+"""
+
+
 def _busybox() -> Path:
     for candidate in ("/bin/busybox", "/usr/bin/busybox"):
         path = Path(candidate)
