@@ -230,3 +230,25 @@ def test_database_dumps_are_taken_live_and_loaded_back(demo: Demo) -> None:
     assert run.code == 0, run.err
     assert sh(demo, "test", f"{psql} 'select count(*) from t' -d shop").strip() == "1000"
     assert sh(demo, "test", f"{mysql} 'select count(*) from shop.t'").strip() == "3"
+
+
+def test_discover_download_and_restore_from_file(demo: Demo, tmp_path: Path) -> None:
+    found = cli(demo, "backup", "test", "--discover", "--json")
+    assert found.code == 0, found.err
+    mounts = {(r["container"], r["name"]) for r in found.json()}
+    assert ("writer", "shopdata") in mounts and ("writer", "/srv/shop/files") in mounts
+    assert ("web", "/opt/shop/app_config.json") in mounts
+
+    run = cli(demo, "backup", "test", "--download", str(tmp_path / "copies"))
+    assert run.code == 0, run.err
+    (folder,) = (tmp_path / "copies").iterdir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {p.name for p in folder.iterdir()} == {"manifest.json",
+                                                  *(i["archive"] for i in manifest["items"])}
+    # The copy on the operator's machine is all there is: the host loses its own.
+    sh(demo, "test", f"rm -rf /var/lib/ferryman/backups/shop/{folder.name}")
+    sh(demo, "test", "echo lost > /srv/shop/files/test.bin")
+    back = cli(demo, "restore", "test", "--from-file", str(folder), "--yes")
+    assert back.code == 0, back.err
+    assert sh(demo, "test", "wc -c < /srv/shop/files/test.bin").strip() == "300000"
+    assert cli(demo, "backup", "verify", "test", folder.name).code == 0
