@@ -12,7 +12,8 @@ _NETNS_CONNECT = r"""
 pid=$1 ip=$2 port=$3 t=$4 name=$5
 if [ "$(id -u)" = 0 ] && command -v nsenter >/dev/null 2>&1 && [ "$pid" -gt 0 ]; then
   if command -v bash >/dev/null 2>&1; then
-    exec nsenter -t "$pid" -n timeout "$t" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$ip" "$port"
+    exec nsenter -t "$pid" -n timeout "$t" \
+      bash -c 'exec 3<>"/dev/tcp/$1/$2"' ferryman-tcp "$ip" "$port"
   fi
   if command -v nc >/dev/null 2>&1; then
     exec nsenter -t "$pid" -n timeout "$t" nc -w "$t" "$ip" "$port" </dev/null
@@ -25,7 +26,7 @@ exec docker exec "$name" nc -w "$t" "$ip" "$port" </dev/null
 _HOST_CONNECT = r"""
 ip=$1 port=$2 t=$3
 if command -v bash >/dev/null 2>&1; then
-  exec timeout "$t" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$ip" "$port"
+  exec timeout "$t" bash -c 'exec 3<>"/dev/tcp/$1/$2"' ferryman-tcp "$ip" "$port"
 fi
 if command -v nc >/dev/null 2>&1; then exec timeout "$t" nc -w "$t" "$ip" "$port" </dev/null; fi
 exec timeout "$t" curl -sS -o /dev/null "telnet://$ip:$port" </dev/null
@@ -79,7 +80,7 @@ def host_connect(ip: str, port: int, timeout: int) -> list[str]:
 
 
 def firewalld_state() -> list[str]:
-    return ["sh", "-c", _FIREWALLD_STATE]
+    return ["sh", "-c", _FIREWALLD_STATE, "ferryman-firewalld"]
 
 
 def nft_ruleset() -> list[str]:
@@ -95,7 +96,7 @@ def delete_table(family: str, name: str) -> list[str]:
 
 
 def mask_firewalld() -> list[str]:
-    return ["sh", "-c", _MASK_FIREWALLD]
+    return ["sh", "-c", _MASK_FIREWALLD, "ferryman-mask-firewalld"]
 
 
 def listeners() -> list[str]:

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from ..docker import commands as dc
-from ..docker.inspect import ContainerFacts
+from ..docker.inspect import ContainerFacts, parse_containers
 from ..transport import Result
 from . import commands as cc
 from .context import HostContext
@@ -53,8 +53,9 @@ def verdict(f: ContainerFacts, now: datetime | None = None) -> tuple[str, str, s
         f.restarts >= LOOP_RESTARTS and started is not None and started < LOOP_WINDOW)
     oom = " and was killed for lack of memory (OOM)" if f.oom_killed else ""
     if looping:
-        return ("FAIL", f"restarting in a loop: {f.restarts} restarts so far, last exit code "
-                f"{f.exit_code}{oom} (restart policy {restart_policy(f)})", "restart-loop")
+        code = "" if f.running else f", last exit code {f.exit_code}"
+        return ("FAIL", f"restarting in a loop: {f.restarts} restarts so far{code}{oom} "
+                f"(restart policy {restart_policy(f)})", "restart-loop")
     if f.status in ("exited", "dead", "created"):
         what = "never started" if f.status == "created" else f"exited with code {f.exit_code}"
         return "FAIL", f"not running: {what}{oom}", "oom" if f.oom_killed else "stopped"
@@ -90,12 +91,28 @@ async def _logs(ctx: HostContext, name: str) -> Evidence:
     return ctx.evidence(res)
 
 
+async def _between_restarts(ctx: HostContext, f: ContainerFacts, res: Result | None
+                            ) -> tuple[ContainerFacts, Result | None]:
+    for _ in range(6):
+        await asyncio.sleep(0.5)
+        again = await ctx.run(dc.inspect_containers([f.name]))
+        now = parse_containers(again.stdout).get(f.name)
+        if now is not None and not now.running:
+            return now, again
+    return f, res
+
+
 async def _one(ctx: HostContext, service: str, container: str, f: ContainerFacts | None,
                res: Result | None) -> Finding:
     if f is None:
         return warn(NAME, service, f"container {container} does not exist on this host",
                     evidence=[ctx.evidence(res)] if res else [], data={"state": "absent"})
     status, summary, kind = verdict(f)
+    if kind == "restart-loop" and f.running:
+        # Caught in the moment between two restarts: its exit code reads 0 then. Looking
+        # again when it is down gives the code it really exits with.
+        f, res = await _between_restarts(ctx, f, res)
+        status, summary, kind = verdict(f)
     data = {"state": f.status, "restarts": f.restarts, "exit_code": f.exit_code,
             "oom_killed": f.oom_killed, "health": f.health, "kind": kind}
     if status == "OK":
@@ -135,7 +152,7 @@ async def run(ctx: HostContext) -> list[Finding]:
         if name in mine or ".ferryman-" in name:
             continue
         if status.startswith("Restarting") or "(unhealthy)" in status:
-            out.append(warn(NAME, name, f"{name} (not a service in ferryman.yml): {status}",
+            out.append(warn(NAME, name, f"not a service in ferryman.yml, but: {status}",
                             evidence=[ctx.evidence(ps, f"{name}\t{status}"),
                                       await _logs(ctx, name)],
                             data={"state": status, "service": False}))

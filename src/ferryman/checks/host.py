@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 
+from ..transport import Result
 from . import commands as cc
 from .context import HostContext
-from ..transport import Result
 from .findings import Finding, Fix, fail, ok, warn
 
 NAME = "host"

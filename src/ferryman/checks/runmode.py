@@ -36,7 +36,7 @@ async def run(ctx: HostContext) -> list[Finding]:
         ev = [ctx.evidence(res, f"{p.container}:\n{labels_text(f)}")]
         c = f.compose
         if c is None:
-            out.append(ok(NAME, p.service, f"run mode (`docker run`, no compose labels): a "
+            out.append(ok(NAME, p.service, "run mode (`docker run`, no compose labels): a "
                           "release recreates it from docker inspect, keeping the options it "
                           "was started with", evidence=ev,
                           data={"mode": "run", "release": "run"}))

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import check, config_cmd, data, demo, logs, release, restart, status
+from . import check, config_cmd, data, demo, doctor, logs, release, restart, status
 from .common import Options
 
 app = typer.Typer(
@@ -53,6 +53,8 @@ app.command()(data.backup)
 app.command()(data.backups)
 app.command()(data.restore)
 app.command("sync-data")(data.sync_data)
+app.command()(doctor.doctor)
+app.command("proxy-config")(doctor.proxy_config)
 
 
 def main() -> None:

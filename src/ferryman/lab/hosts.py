@@ -24,6 +24,8 @@ HOST_FLAGS = [
     "--security-opt", "systempaths=unconfined",
     "--tmpfs", "/run", "--tmpfs", "/var/lib/docker:exec",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    # No resolver outside: a stray name lookup fails at once instead of leaving the machine.
+    "--dns", "127.0.0.1",
 ]
 LAB_LABEL = "io.ferryman.lab"
 

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-HOST_IMAGE = "ferryman-testhost:1"
+HOST_IMAGE = "ferryman-testhost:2"
 APP_IMAGE = "ferryman-app"
 HOST_PACKAGES = (
     "docker.io,docker-compose,openssh-server,curl,iproute2,nftables,iptables,procps,zstd,"
@@ -30,7 +30,8 @@ if [ -n "$AUTHORIZED_KEY" ]; then
   chmod 600 /root/.ssh/authorized_keys
 fi
 [ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -A >/dev/null
-dockerd --host=unix:///var/run/docker.sock >/var/log/dockerd.log 2>&1 &
+# Name lookups go nowhere: tests send traffic only to what they started themselves.
+dockerd --host=unix:///var/run/docker.sock --dns 127.0.0.1 >/var/log/dockerd.log 2>&1 &
 exec /usr/sbin/sshd -D -e -p 22
 """
 
@@ -52,37 +53,47 @@ def image_exists(name: str) -> bool:
     return docker("image", "inspect", name, check=False).returncode == 0
 
 
-def ensure_host_image(name: str = HOST_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
-    """Builds the host image when absent (debootstrap, about a minute and a half)."""
-    if image_exists(name):
-        return name
+def _debootstrap_image(name: str, packages: str, entrypoint: str, path_env: str,
+                       mirror: str, drop: tuple[str, ...] = ()) -> str:
+    """A Debian root filesystem with `packages`, imported as an image with `entrypoint`."""
     if shutil.which("debootstrap") is None:
         raise LabError("debootstrap is missing: apt-get install debootstrap")
-    with tempfile.TemporaryDirectory(prefix="ferryman-hostimage-", dir="/var/tmp") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ferryman-image-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "root"
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={HOST_PACKAGES}", "bookworm",
+            ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm",
              str(root), mirror], capture_output=True, text=True,
         )
         if proc.returncode != 0:
             raise LabError("debootstrap failed:\n" + "\n".join(proc.stdout.splitlines()[-20:]))
-        entry = root / "usr/local/bin/testhost-entrypoint"
-        entry.write_text(ENTRYPOINT)
+        entry = root / "usr/local/bin/entrypoint"
+        entry.write_text(entrypoint)
         entry.chmod(0o755)
-        for junk in (*root.glob("var/cache/apt/archives/*.deb"),
-                     *root.glob("var/lib/apt/lists/*"), *root.glob("etc/ssh/ssh_host_*")):
-            if junk.is_file():
-                junk.unlink()
+        for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", *drop):
+            for junk in root.glob(pattern):
+                if junk.is_file():
+                    junk.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imp = subprocess.run(
-            ["docker", "import", "-c", 'ENTRYPOINT ["/usr/local/bin/testhost-entrypoint"]',
-             "-c", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "-", name], stdin=tar.stdout, capture_output=True,
+            ["docker", "import", "-c", 'ENTRYPOINT ["/usr/local/bin/entrypoint"]',
+             "-c", f"ENV PATH={path_env}", "-", name], stdin=tar.stdout, capture_output=True,
         )
         tar.wait()
         if imp.returncode != 0:
             raise LabError(f"docker import failed: {imp.stderr.decode(errors='replace')}")
     return name
+
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def ensure_host_image(name: str = HOST_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
+    """Builds the host image when absent (debootstrap, about a minute and a half)."""
+    if image_exists(name):
+        return name
+    # Host keys are made at each start, so that every test host has its own.
+    return _debootstrap_image(name, HOST_PACKAGES, ENTRYPOINT, SYSTEM_PATH, mirror,
+                              drop=("etc/ssh/ssh_host_*",))
 
 
 DB_IMAGE = "ferryman-db:1"
@@ -97,31 +108,8 @@ def ensure_db_image(name: str = DB_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
     """
     if image_exists(name):
         return name
-    with tempfile.TemporaryDirectory(prefix="ferryman-dbimage-", dir="/var/tmp") as tmp:
-        root = Path(tmp) / "root"
-        proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={DB_PACKAGES}", "bookworm",
-             str(root), mirror], capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise LabError("debootstrap failed:\n" + "\n".join(proc.stdout.splitlines()[-20:]))
-        entry = root / "usr/local/bin/db-entrypoint"
-        entry.write_text(DB_ENTRYPOINT)
-        entry.chmod(0o755)
-        for junk in (*root.glob("var/cache/apt/archives/*.deb"),
-                     *root.glob("var/lib/apt/lists/*")):
-            if junk.is_file():
-                junk.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.run(
-            ["docker", "import", "-c", 'ENTRYPOINT ["/usr/local/bin/db-entrypoint"]',
-             "-c", "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:"
-             "/usr/sbin:/usr/bin:/sbin:/bin", "-", name], stdin=tar.stdout, capture_output=True,
-        )
-        tar.wait()
-        if imp.returncode != 0:
-            raise LabError(f"docker import failed: {imp.stderr.decode(errors='replace')}")
-    return name
+    return _debootstrap_image(name, DB_PACKAGES, DB_ENTRYPOINT,
+                              f"/usr/lib/postgresql/15/bin:{SYSTEM_PATH}", mirror)
 
 
 DB_ENTRYPOINT = """#!/bin/sh
@@ -129,7 +117,7 @@ set -e
 case "$1" in
   postgres)
     mkdir -p /run/postgresql && chown postgres:postgres /run/postgresql
-    exec su postgres -s /bin/sh -c 'exec postgres -D /var/lib/postgresql/15/main \
+    exec su postgres -s /bin/sh -c 'exec postgres -D /var/lib/postgresql/15/main \\
       -c config_file=/etc/postgresql/15/main/postgresql.conf' ;;
   mariadb)
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
