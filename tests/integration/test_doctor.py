@@ -12,9 +12,6 @@ commands (see the bottom of the file).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from labenv import Run, ferryman
 
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
@@ -36,22 +32,8 @@ FIREWALLD = ("nft add table inet firewalld; "
              "nft add rule inet firewalld filter_FORWARD reject with icmpx type host-unreachable")
 
 
-def _registered() -> bool:
-    from ferryman.cli.app import app
-
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in
-             app.registered_commands}
-    return {"doctor", "proxy-config"} <= names
-
-
 def cli(config: Path, *args: str) -> Run:
-    if _registered():
-        return ferryman(config, *args)
-    proc = subprocess.run(
-        [sys.executable, __file__, "-c", str(config), *args], capture_output=True, text=True,
-        timeout=300, env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return ferryman(config, *args)
 
 
 def doctor(d: Demo, *args: str, config: Path | None = None) -> tuple[Run, dict[str, Any]]:
@@ -357,19 +339,3 @@ def test_unreachable_host_exits_3(demo: Demo) -> None:
                                 "status": "FAIL"}]
     (ssh,) = report["findings"]
     assert ssh["check"] == "host" and ssh["subject"] == "ssh" and "127.0.0.1:1" in ssh["summary"]
-
-
-def _app() -> typer.Typer:
-    """ferryman's global options (-c, -v) with the two commands of this feature."""
-    from ferryman.cli import doctor as commands
-    from ferryman.cli.app import main_options
-
-    app = typer.Typer(pretty_exceptions_enable=False, no_args_is_help=True)
-    app.callback()(main_options)
-    app.command()(commands.doctor)
-    app.command("proxy-config")(commands.proxy_config)
-    return app
-
-
-if __name__ == "__main__":
-    _app()()
