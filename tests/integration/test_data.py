@@ -252,3 +252,19 @@ def test_discover_download_and_restore_from_file(demo: Demo, tmp_path: Path) -> 
     assert back.code == 0, back.err
     assert sh(demo, "test", "wc -c < /srv/shop/files/test.bin").strip() == "300000"
     assert cli(demo, "backup", "verify", "test", folder.name).code == 0
+
+
+def test_failed_snapshot_still_starts_everything(demo: Demo) -> None:
+    # The backup folder is a 1 MB tmpfs: the 300 KB of random bytes fit, the rest does not.
+    sh(demo, "test", "head -c 3000000 /dev/urandom > /srv/shop/files/more.bin && "
+       "mkdir -p /srv/tiny && mount -t tmpfs -o size=1m tmpfs /srv/tiny")
+    demo.config.write_text(demo.config.read_text().replace(
+        "backup_dir: /var/lib/ferryman/backups", "backup_dir: /srv/tiny"))
+    run = cli(demo, "backup", "test")
+    assert run.code == 1, run.err
+    assert "FAILED step 3/4 snapshot test on test-1" in run.err
+    assert "undo stop business containers on test-1" in run.err
+    for name in ("writer", "web", "shop-api", "exporter"):
+        assert state(demo, "test", name)["Running"], name
+    # No half-written backup is left to be mistaken for a good one.
+    assert sh(demo, "test", "ls /srv/tiny/shop 2>/dev/null || true").strip() == ""

@@ -73,3 +73,20 @@ def test_manifest_round_trip_and_listing() -> None:
     listed = ar.parse_manifests(m.to_json() + "\x1e" + "{broken" + "\x1e")
     assert [x.id for x in listed] == [m.id]
     assert ar.ID_PATTERN.match("b20261123-101500") and not ar.ID_PATTERN.match("../etc")
+
+
+def test_retention_keeps_newest_and_recent() -> None:
+    from datetime import UTC, datetime
+
+    def m(day: int) -> ar.Manifest:
+        return ar.Manifest(f"b202611{day:02d}-000000", "p", "e", "h",
+                           f"2026-11-{day:02d}T00:00:00+00:00", "zstd", "")
+
+    backups = [m(d) for d in (1, 5, 10, 20, 21, 22)]
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    assert [x.id[:9] for x in ar.beyond_retention(backups, 2, None, now)] == [
+        "b20261101", "b20261105", "b20261110", "b20261120"]
+    # 14 days also keep the one of the 10th; older ones still go.
+    assert [x.id[:9] for x in ar.beyond_retention(backups, 2, 14, now)] == [
+        "b20261101", "b20261105"]
+    assert ar.beyond_retention(backups[:2], 7, None, now) == []

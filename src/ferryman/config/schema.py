@@ -347,6 +347,8 @@ class Data(_Model):
     never_stop: list[DockerName] = []
     backup_dir: AbsolutePath = "/var/lib/ferryman/backups"
     keep: int = Field(default=7, ge=1)
+    # Also keep every backup younger than this many days (None: the newest `keep` only).
+    keep_days: float | None = Field(default=None, gt=0)
 
 
 JSON_KEY_EXPECTED = "a dotted key path like base_url or ragflow.base_url"

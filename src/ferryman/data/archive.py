@@ -279,5 +279,21 @@ def parse_manifests(stdout: str) -> list[Manifest]:
     return sorted(out, key=lambda m: m.created)
 
 
+def beyond_retention(manifests: list[Manifest], keep: int, keep_days: float | None,
+                     now: datetime | None = None) -> list[Manifest]:
+    """Backups to remove: neither among the newest `keep` nor younger than `keep_days`."""
+    newest = sorted(manifests, key=lambda m: m.created, reverse=True)
+    now = now or datetime.now(UTC)
+    out = []
+    for m in newest[keep:]:
+        try:
+            age_days = (now - datetime.fromisoformat(m.created)).total_seconds() / 86400
+        except ValueError:
+            age_days = float("inf")  # an unreadable date never protects a backup
+        if keep_days is None or age_days > keep_days:
+            out.append(m)
+    return sorted(out, key=lambda m: m.created)
+
+
 def to_dict(m: Manifest) -> dict[str, Any]:
     return asdict(m)

@@ -222,11 +222,13 @@ def backup_steps(s: Site, bid: str, kind: str, out: dict[str, Any]) -> list[Step
 
 async def prune(s: Site, bus: EventBus) -> list[str]:
     ms = ar.parse_manifests((await s.host.run(ar.list_manifests(s.base), timeout=60)).stdout)
-    old = ms[: max(0, len(ms) - s.data.keep)]
+    old = ar.beyond_retention(ms, s.data.keep, s.data.keep_days)
     for m in old:
         await s.host.run(["rm", "-rf", "--", s.folder(m.id)], timeout=300)
     if old:
-        bus.info(f"removed {len(old)} backup(s) beyond keep={s.data.keep} on {s.label}: "
+        bus.info(f"removed {len(old)} backup(s) beyond keep={s.data.keep}"
+                 + (f", keep_days={s.data.keep_days:g}" if s.data.keep_days else "")
+                 + f" on {s.label}: "
                  + ", ".join(m.id for m in old))
     return [m.id for m in old]
 
