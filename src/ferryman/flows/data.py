@@ -263,6 +263,19 @@ async def verify_archives(s: Site, m: ar.Manifest) -> str:
     return f"{len(paths)} archive(s) match their sha256"
 
 
+async def unpack_checked(s: Site, archive: str, dest: str, item: ar.Item,
+                         compression: str) -> tuple[int, int]:
+    """Unpacks into a fresh `dest` and proves the counts match the manifest."""
+    res = await s.host.run(ar.unpack(archive, dest, compression), timeout=None)
+    if not res.ok:
+        raise CommandFailed(res, f"unpacking {item.label} into {dest} failed")
+    files, size = ar.parse_unpack(res.stdout)
+    if (files, size) != (item.files, item.bytes):
+        raise DataMismatch(f"{item.label}: unpacked {files} files / {size} bytes, the "
+                           f"manifest says {item.files} / {item.bytes}")
+    return files, size
+
+
 async def drill(s: Site, m: ar.Manifest) -> str:
     """Unpacks every archive into a scratch folder and checks counts and sizes."""
     scratch = f"{s.folder(m.id)}.drill"
@@ -275,15 +288,8 @@ async def drill(s: Site, m: ar.Manifest) -> str:
                     raise DataMismatch(f"{item.label}: {res.stdout.strip() or res.stderr.strip()}"
                                        f" bytes unpacked, manifest says {item.bytes}")
                 continue
-            res = await s.host.run(ar.unpack(f"{s.folder(m.id)}/{item.archive}",
-                                             f"{scratch}/{item.archive}", m.compression),
-                                   timeout=None)
-            if not res.ok:
-                raise CommandFailed(res, f"unpacking {item.label} failed")
-            files, size = ar.parse_unpack(res.stdout)
-            if (files, size) != (item.files, item.bytes):
-                raise DataMismatch(f"{item.label}: {files} files / {size} bytes unpacked, "
-                                   f"manifest says {item.files} / {item.bytes}")
+            await unpack_checked(s, f"{s.folder(m.id)}/{item.archive}",
+                                 f"{scratch}/{item.archive}", item, m.compression)
     finally:
         await s.host.run(["rm", "-rf", "--", scratch], timeout=300)
     return f"{len(m.items)} item(s) unpacked and counted: all match"
@@ -376,13 +382,7 @@ def _item_steps(s: Site, m: ar.Manifest, item: ar.Item, rid: str,
         live, staged, _ = await staged_path()
         if item.kind == "path":
             await s.host.run(["mkdir", "-p", "--", live.rsplit("/", 1)[0] or "/"], timeout=30)
-        res = await s.host.run(ar.unpack(archive, staged, m.compression), timeout=None)
-        if not res.ok:
-            raise CommandFailed(res, f"unpacking {item.label} into {staged} failed")
-        files, size = ar.parse_unpack(res.stdout)
-        if (files, size) != (item.files, item.bytes):
-            raise DataMismatch(f"{item.label}: unpacked {files} files / {size} bytes, the "
-                               f"manifest says {item.files} / {item.bytes}")
+        files, size = await unpack_checked(s, archive, staged, item, m.compression)
         return f"{files} files, {size} bytes in {staged}: as the manifest says"
 
     async def drop_staged() -> None:

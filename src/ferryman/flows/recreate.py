@@ -55,39 +55,59 @@ def _lines(*argvs: list[str]) -> list[str]:
     return [shlex.join(a) for a in argvs]
 
 
+async def set_aside(host: Host, name: str, kept: str, policy: str) -> None:
+    """Stop `name` and rename it `kept`, its restart policy off so no daemon restart revives
+    it; safe to run again after a partial run."""
+    now = await _inspect(host, name, kept)
+    if name not in now:
+        return
+    if policy != "no":
+        await host.run(["docker", "update", "--restart", "no", name], timeout=60, check=True)
+    await host.run(["docker", "stop", name], timeout=120, check=True)
+    await host.run(["docker", "rename", name, kept], timeout=60, check=True)
+
+
+async def bring_back(host: Host, kept: str, name: str, policy: str) -> None:
+    """The inverse: `kept` becomes `name` again, with its restart policy, and starts."""
+    now = await _inspect(host, name, kept)
+    if kept in now and name not in now:
+        await host.run(["docker", "rename", kept, name], timeout=60, check=True)
+    if policy != "no":
+        await host.run(["docker", "update", "--restart", policy, name], timeout=60, check=True)
+    await host.run(["docker", "start", name], timeout=120, check=True)
+
+
+def _aside_lines(name: str, kept: str, policy: str) -> list[str]:
+    off = [["docker", "update", "--restart", "no", name]] if policy != "no" else []
+    return _lines(*off, ["docker", "stop", name], ["docker", "rename", name, kept])
+
+
+def _back_lines(kept: str, name: str, policy: str) -> list[str]:
+    on = [["docker", "update", "--restart", policy, name]] if policy != "no" else []
+    return _lines(["docker", "rename", kept, name], *on, ["docker", "start", name])
+
+
 def retire_steps(t: Target, kept: str, *, gate_on_undo: bool = True) -> Step:
     """Stop the current container and set it aside under `kept`, restart policy off."""
     assert t.facts is not None
     policy = restart_policy(t.facts)
     name = t.container
-    off = ["docker", "update", "--restart", "no", name]
-    stop = ["docker", "stop", name]
-    rename = ["docker", "rename", name, kept]
 
     async def run() -> str:
-        if policy != "no":
-            await t.host.run(off, timeout=60, check=True)
-        await t.host.run(stop, timeout=120, check=True)
-        await t.host.run(rename, timeout=60, check=True)
+        await set_aside(t.host, name, kept, policy)
         return f"{name} stopped and kept as {kept} (restart policy was {policy})"
 
     async def undo() -> str:
-        now = await _inspect(t.host, name, kept)
-        if kept in now and name not in now:
-            await t.host.run(["docker", "rename", kept, name], timeout=60, check=True)
-        if policy != "no":
-            await t.host.run(["docker", "update", "--restart", policy, name], timeout=60,
-                             check=True)
-        await t.host.run(["docker", "start", name], timeout=120, check=True)
+        await bring_back(t.host, kept, name, policy)
         if gate_on_undo:
             return await wait_healthy(t.host, t.service, name, t.health)
         return "started"
 
-    cmds = _lines(*([off] if policy != "no" else []), stop, rename)
     return Step(f"stop old {t.service} on {t.host_label}", run, undo,
                 params={"container": name, "kept_as": kept, "restart_policy": policy,
                         "image": t.facts.image_ref},
-                host=t.host_label, commands=cmds, undo_if_failed=True)
+                host=t.host_label, commands=_aside_lines(name, kept, policy),
+                undo_if_failed=True)
 
 
 def start_steps(t: Target, spec: RunSpec, what: str) -> Step:
@@ -166,25 +186,15 @@ def compose_step(t: Target, project: str, new_ref: str, version: str | None, v2:
 def revive_step(t: Target, kept: str, policy: str) -> Step:
     """Put a set-aside container back under its name and start it (rollback)."""
     name = t.container
-    rename = ["docker", "rename", kept, name]
-    on = ["docker", "update", "--restart", policy, name]
-    start = ["docker", "start", name]
 
     async def run() -> str:
-        await t.host.run(rename, timeout=60, check=True)
-        if policy != "no":
-            await t.host.run(on, timeout=60, check=True)
-        await t.host.run(start, timeout=120, check=True)
+        await bring_back(t.host, kept, name, policy)
         return f"{kept} is {name} again"
 
     async def undo() -> None:
-        now = await _inspect(t.host, name, kept)
-        if name in now and kept not in now:
-            await t.host.run(["docker", "update", "--restart", "no", name], timeout=60)
-            await t.host.run(["docker", "stop", name], timeout=120, check=True)
-            await t.host.run(["docker", "rename", name, kept], timeout=60, check=True)
+        await set_aside(t.host, name, kept, policy)
 
-    cmds = _lines(rename, *([on] if policy != "no" else []), start)
     return Step(f"start previous {t.service} on {t.host_label}", run, undo,
                 params={"container": name, "from": kept, "restart_policy": policy},
-                host=t.host_label, commands=cmds, undo_if_failed=True)
+                host=t.host_label, commands=_back_lines(kept, name, policy),
+                undo_if_failed=True)
