@@ -25,7 +25,7 @@ from ..errors import (
 from ..events import EventBus
 from ..logfiles import LogFiles
 from ..redact import Redactor
-from ..transport import TransportError
+from ..transport import CommandFailed, TransportError
 from ..view import TerminalView
 
 T = TypeVar("T")
@@ -91,6 +91,11 @@ def execute(fn: Callable[[], Awaitable[T]]) -> T:
         raise fail(str(exc), exc.exit_code, exc.hint) from None
     except TransportError as exc:
         raise fail(str(exc), EXIT_PRECONDITION, exc.hint) from None
+    except CommandFailed as exc:
+        # A read that a host could not answer while planning: nothing was changed.
+        detail = (exc.result.stderr or exc.result.stdout).strip().splitlines()[-3:]
+        raise fail(f"{exc}" + ("\n" + "\n".join(detail) if detail else ""),
+                   EXIT_PRECONDITION) from None
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_FLOW_FAILED) from None
 
