@@ -220,6 +220,11 @@ def test_rollback_returns_to_previous_release(demo: Demo) -> None:
     records = ferryman(demo.config, "history", "prod", "--json").json()
     assert [r["kind"] for r in records] == ["release", "rollback"]
     assert records[1]["rolls_back"] == records[0]["id"]
+    shown = ferryman(demo.config, "history", "prod")
+    assert shown.code == 0, shown.err
+    assert f"{records[0]['id']} release test -> prod" in shown.out
+    assert f"(undoes {records[0]['id']})" in shown.out
+    assert "web@prod-1 run:" in shown.out
     # Nothing left to roll back.
     again = ferryman(demo.config, "rollback", "prod", "--yes")
     assert again.code == 2 and "no release on prod to roll back" in again.err

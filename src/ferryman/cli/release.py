@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich import box
-from rich.table import Table
 
 from ..config import Config
 from ..errors import BadInput
@@ -91,21 +89,25 @@ def history(
     if json_out:
         print_json(records)
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for col in ("id", "kind", "from", "when", "who", "result", "services"):
-        table.add_column(col, overflow="fold")
+    if not records:
+        err_console.print(f"no release recorded on {env}", highlight=False)
     for r in records:
-        lines = [f"{s['service']}@{s['host']} {s.get('mode')}: {_short(s.get('old'))} -> "
-                 f"{_short(s.get('new'))}" for s in r.get("services", [])]
         result = r.get("result", "?")
-        if r.get("rolls_back"):
-            result += f" (undoes {r['rolls_back']})"
+        colour = "green" if result == "ok" else "red"
+        undoes = f" (undoes {r['rolls_back']})" if r.get("rolls_back") else ""
+        when = str(r.get("when", "?")).replace("T", " ")[:19]
+        out_console.print(
+            f"[bold]{r.get('id', '?')}[/] {r.get('kind', '?')} {r.get('from', '?')} -> "
+            f"{r.get('to', '?')}  {when}  {r.get('who', '?')}  [{colour}]{result}[/]{undoes}",
+            highlight=False)
         if r.get("error"):
-            result += f"\n{r['error']}"
-        table.add_row(r.get("id", "?"), r.get("kind", "?"), r.get("from", "?"),
-                      str(r.get("when", "?")).replace("T", " ")[:19], r.get("who", "?"),
-                      result, "\n".join(lines))
-    out_console.print(table)
+            out_console.print(f"    {r.get('failed_step')}: {r['error']}", style="red",
+                              highlight=False, markup=False)
+        for svc in r.get("services", []):
+            out_console.print(
+                f"    {svc['service']}@{svc['host']} {svc.get('mode')}: "
+                f"{_short(svc.get('old'))} -> {_short(svc.get('new'))}",
+                highlight=False, markup=False)
 
 
 def unlock(
