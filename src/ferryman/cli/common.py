@@ -100,6 +100,21 @@ def execute(fn: Callable[[], Awaitable[T]]) -> T:
         raise fail("interrupted", EXIT_FLOW_FAILED) from None
 
 
+def run_logged(fn: Callable[[], Awaitable[T]], logs: LogFiles | None) -> T:
+    """execute(), then close the run's log files and say where they are, whatever happened."""
+    try:
+        return execute(fn)
+    finally:
+        if logs is not None:
+            logs.close()
+            err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
+
+
+def exit_with(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 

@@ -14,23 +14,20 @@ from ..docker.inspect import parse_containers
 from ..errors import EXIT_BAD_INPUT, BadInput
 from ..flows import data as flow
 from ..hosts import open_pool
+from ..state import write_file
 from .common import (
     confirm,
     err_console,
     execute,
+    exit_with,
     fail,
     human_bytes,
     load,
     make_bus,
     out_console,
     print_json,
+    run_logged,
 )
-
-
-def _close(logs) -> None:  # type: ignore[no-untyped-def]
-    if logs is not None:
-        logs.close()
-        err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
 
 
 async def _download(s: flow.Site, m: ar.Manifest, into: Path) -> Path:
@@ -56,8 +53,7 @@ async def _upload(s: flow.Site, src: Path) -> str:
         if not (src / name).is_file():
             raise BadInput(f"{src / name} is missing")
     for name in [*(i.archive for i in m.items), ar.MANIFEST]:
-        proc = await s.host.open(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "-",
-                                  f"{s.folder(m.id)}/{name}"])
+        proc = await s.host.open(write_file(f"{s.folder(m.id)}/{name}"))
         with (src / name).open("rb") as fh:
             while chunk := fh.read(1 << 20):
                 await proc.write(chunk)
@@ -105,10 +101,7 @@ def backup(
                     err_console.print(f"downloaded to {where}", highlight=False)
             return outcome.exit_code
 
-    code = execute(go)
-    _close(logs)
-    if code:
-        raise typer.Exit(code)
+    exit_with(run_logged(go, logs))
 
 
 def _verify(cfg, env: str, bid: str, drill: bool, json_out: bool) -> None:  # type: ignore[no-untyped-def]
@@ -213,10 +206,7 @@ def restore(
             outcome, _ = await flow.restore(cfg, pool, env, wanted, bus, dry_run)
             return outcome.exit_code
 
-    code = execute(go)
-    _close(logs)
-    if code:
-        raise typer.Exit(code)
+    exit_with(run_logged(go, logs))
 
 
 def sync_data(
@@ -239,8 +229,5 @@ def sync_data(
             outcome, _ = await flow.sync(cfg, pool, src, dst, bus, dry_run)
             return outcome.exit_code
 
-    code = execute(go)
-    _close(logs)
-    if code:
-        raise typer.Exit(code)
+    exit_with(run_logged(go, logs))
 

@@ -13,7 +13,7 @@ from ..flows import status as status_flow
 from ..hosts import open_pool
 from ..lab import demo as lab_demo
 from ..lab.images import LabError
-from .common import err_console, execute, fail, make_bus
+from .common import err_console, execute, fail, make_bus, run_logged
 from .status import render
 
 app = typer.Typer(help="The built-in demo on local test hosts.", invoke_without_command=True)
@@ -40,11 +40,7 @@ def _release(ctx: typer.Context, config: Path) -> int:
             plan = await release_flow.plan_release(cfg, pool, "test", "prod", [], bus)
             return (await release_flow.execute(cfg, pool, plan, bus)).exit_code
 
-    code = execute(go)
-    if logs:
-        logs.close()
-        err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
-    return code
+    return run_logged(go, logs)
 
 
 @app.callback()

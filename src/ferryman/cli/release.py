@@ -11,15 +11,18 @@ from ..flows import release as flow
 from ..flows import rollback as rb
 from ..hosts import open_pool
 from ..state import LockOwner, break_lock, read_lock
-from .common import ask, confirm, err_console, execute, load, make_bus, out_console, print_json
-
-
-def _finish(code: int, logs) -> None:  # type: ignore[no-untyped-def]
-    if logs is not None:
-        logs.close()
-        err_console.print(f"log: {logs.text_path}", style="dim", highlight=False)
-    if code:
-        raise typer.Exit(code)
+from .common import (
+    ask,
+    confirm,
+    err_console,
+    execute,
+    exit_with,
+    load,
+    make_bus,
+    out_console,
+    print_json,
+    run_logged,
+)
 
 
 def release(
@@ -42,7 +45,7 @@ def release(
                 confirm(cfg, dst, f"release {what} from {src} to {dst}", yes)
             return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
 
-    _finish(execute(go), logs)
+    exit_with(run_logged(go, logs))
 
 
 def rollback(
@@ -64,7 +67,7 @@ def rollback(
                         yes)
             return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
 
-    _finish(execute(go), logs)
+    exit_with(run_logged(go, logs))
 
 
 def _short(image: dict | None) -> str:

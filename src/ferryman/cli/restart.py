@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from ..errors import EXIT_FLOW_FAILED
 from ..flows import restart as flow
 from ..hosts import open_pool
 from ..steps import run_steps
-from .common import confirm, execute, load, make_bus
+from .common import confirm, exit_with, load, make_bus, run_logged
 
 
 def restart(
@@ -29,10 +28,6 @@ def restart(
                 confirm(cfg, env, f"restart {len(steps) // 2} service(s) on {env}", yes)
             outcome = await run_steps(bus, steps, {"env": env, "services": services or "all"},
                                       dry_run=dry_run)
-            return outcome.ok
+            return outcome.exit_code
 
-    ok = execute(go)
-    if logs:
-        logs.close()
-    if not ok:
-        raise typer.Exit(EXIT_FLOW_FAILED)
+    exit_with(run_logged(go, logs))

@@ -23,7 +23,7 @@ from ..docker.inspect import parse_containers
 from ..errors import BadInput, FerrymanError, PreconditionFailed
 from ..events import EventBus
 from ..hosts import HostPool
-from ..state import LockOwner, now_iso
+from ..state import LockOwner, now_iso, write_file
 from ..steps import Outcome, Step, run_steps
 from ..transport import CommandFailed, Host, pipe
 from . import lock
@@ -177,7 +177,7 @@ async def snapshot(s: Site, bid: str, kind: str, stopped: list[str]) -> ar.Manif
             raise CommandFailed(res, f"archiving {item.label} on {s.label} failed")
         item.files, item.bytes, item.sha256, item.archive_bytes = ar.parse_pack(res.stdout)
     m.snapshot_ended = (await s.host.run(ar.host_clock(), timeout=30)).stdout.strip()
-    await s.host.run(["sh", "-c", 'cat > "$1"', "-", f"{s.folder(bid)}/{ar.MANIFEST}"],
+    await s.host.run(write_file(f"{s.folder(bid)}/{ar.MANIFEST}"),
                      input=m.to_json().encode(), timeout=30, check=True)
     return m
 
@@ -419,8 +419,7 @@ def send_step(src: Site, dst: Site, bid: str, out: dict[str, Any], bus: EventBus
         files = [i.archive for i in m.items]
         for name in files:
             res = await pipe(src.host, ["cat", f"{src.folder(bid)}/{name}"], dst.host,
-                             ["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "-",
-                              f"{dst.folder(bid)}/{name}"],
+                             write_file(f"{dst.folder(bid)}/{name}"),
                              on_progress=lambda n, name=name, base=total: bus.emit(
                                  "progress", task=name, description=name, completed=base + n,
                                  total=m.archive_bytes))
@@ -429,7 +428,7 @@ def send_step(src: Site, dst: Site, bid: str, out: dict[str, Any], bus: EventBus
                                     f"sending {name} failed")
             total += res.bytes
         m.kind, m.source = "sync", f"{src.env}/{src.label}/{bid}"
-        await dst.host.run(["sh", "-c", 'cat > "$1"', "-", f"{dst.folder(bid)}/{ar.MANIFEST}"],
+        await dst.host.run(write_file(f"{dst.folder(bid)}/{ar.MANIFEST}"),
                            input=m.to_json().encode(), timeout=30, check=True)
         out["sent"] = total
         return f"{total} bytes, {len(files)} archive(s) {src.label} -> {dst.label}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
+from ..docker import commands as dc
 from ..docker import images as di
 from ..docker.compose import file_version
 from ..docker.inspect import ContainerFacts, parse_containers
@@ -258,9 +259,9 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         return [rc.start_steps(t, spec, "create"), rc.health_step(t)]
     entry["old"] = {"ref": facts.image_ref, "id": facts.image_id}
     if facts.compose is not None and facts.compose.complete:
-        exist = await t.host.run(["sh", "-c", 'for f; do [ -f "$f" ] || echo "$f"; done',
-                                  "ferryman-files", *facts.compose.config_files], timeout=30)
-        missing = exist.stdout.split()
+        exist = dc.parse_files_exist((await t.host.run(
+            dc.files_exist(facts.compose.config_files), timeout=30)).stdout)
+        missing = [f for f in facts.compose.config_files if not exist.get(f)]
         flavour = await compose_flavour(t.host)
         if not missing and flavour:
             head = await t.host.run(["cat", facts.compose.config_files[0]], timeout=30)
