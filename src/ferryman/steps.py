@@ -141,8 +141,10 @@ async def _undo(bus: EventBus, done: list[Step], outcome: Outcome) -> None:
             await step.undo()
         except Exception as exc:
             outcome.undo_failed.append(step.name)
-            bus.emit("undo_fail", name=step.name, host=step.host,
-                     duration=round(time.monotonic() - t0, 3), **describe_error(exc))
+            # The error names its host too (TransportError, CommandFailed): one key each.
+            bus.emit("undo_fail", **{**describe_error(exc), "name": step.name,
+                                     "host": step.host,
+                                     "duration": round(time.monotonic() - t0, 3)})
             continue
         outcome.undone.append(step.name)
         bus.emit("undo_ok", name=step.name, host=step.host,

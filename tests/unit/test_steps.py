@@ -7,7 +7,7 @@ import asyncio
 from ferryman.events import Collector, EventBus
 from ferryman.redact import Redactor
 from ferryman.steps import Step, run_steps
-from ferryman.transport import CommandFailed, Result
+from ferryman.transport import CommandFailed, Result, TransportError
 
 
 def _bus() -> tuple[EventBus, Collector]:
@@ -75,6 +75,43 @@ def test_failed_undo_is_reported_per_host() -> None:
     out = asyncio.run(run_steps(bus, steps))
     assert out.undo_failed == ["rename old"]
     assert out.host_state["prod-1"].startswith("NEEDS ATTENTION")
+
+
+def test_undo_failing_on_a_lost_host_does_not_stop_the_other_undos() -> None:
+    """Errors that name their host (a lost connection, a failed command) are reported like
+    any other; the undos of the other hosts still run."""
+    log: list[str] = []
+
+    async def ok() -> None:
+        return None
+
+    async def back_prod1() -> None:
+        log.append("undo prod-1")
+
+    async def lost() -> None:
+        raise TransportError("prod-2", "cannot connect to root@127.0.0.1:22: Connection reset")
+
+    async def refused() -> None:
+        raise CommandFailed(Result("prod-2", ["docker", "rm", "-f", "x"], 1, "", "no"))
+
+    async def bad() -> None:
+        raise TransportError("prod-2", "connection lost while running docker")
+
+    bus, col = _bus()
+    steps = [Step("new web on prod-1", ok, back_prod1, host="prod-1"),
+             Step("new web on prod-2", ok, lost, host="prod-2"),
+             Step("new api on prod-2", ok, refused, host="prod-2"),
+             Step("health on prod-2", bad, host="prod-2")]
+    out = asyncio.run(run_steps(bus, steps))
+    assert log == ["undo prod-1"]
+    assert out.undone == ["new web on prod-1"]
+    assert out.undo_failed == ["new api on prod-2", "new web on prod-2"]
+    assert out.host_state["prod-1"] == "restored"
+    assert out.host_state["prod-2"].startswith("NEEDS ATTENTION")
+    fails = [e.data for e in col.events if e.kind == "undo_fail"]
+    assert [(d["name"], d["host"]) for d in fails] == [("new api on prod-2", "prod-2"),
+                                                       ("new web on prod-2", "prod-2")]
+    assert "Connection reset" in fails[1]["error"]
 
 
 def test_undo_if_failed_cleans_up_own_step() -> None:
