@@ -18,7 +18,7 @@ from ..config import Config
 from ..docker import commands as dc
 from ..docker import images as di
 from ..docker.compose import file_version
-from ..docker.inspect import ContainerFacts, parse_containers
+from ..docker.inspect import ContainerFacts, parse_containers, short_id
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
 from ..events import EventBus
@@ -86,8 +86,11 @@ async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[st
                            hint=f"ferryman status {env}")
         ids = {f.image_id for _, f in running}
         if len(ids) > 1:
+            # The same tag can name another build on each host: the ids tell them apart.
             raise BadInput(f"{name} runs different images on the hosts of {env}: "
-                           + ", ".join(f"{h}: {f.image_ref}" for h, f in running))
+                           + ", ".join(f"{h}: {f.image_ref} ({short_id(f.image_id)})"
+                                       for h, f in running),
+                           hint=f"run one image on every host of {env}, then release again")
         host, facts = running[0]
         sources[name] = Source(name, host, facts, {})
     # The ref must still name the image the container runs, or TO would get another image.
