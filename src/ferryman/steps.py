@@ -119,10 +119,18 @@ async def run_steps(
     for step in done:
         if step.host and step.host not in outcome.host_state:
             outcome.host_state[step.host] = "changed" if outcome.ok else "restored"
+    # Every change left in place on a host, and whether that host was the one lost: the
+    # operator has to mend each of them by hand.
+    left: dict[str, list[str]] = {}
     for failed in outcome.undo_failed:
         host = next((s.host for s in done if s.name == failed), None)
         if host:
-            outcome.host_state[host] = f"NEEDS ATTENTION: undo of '{failed}' failed"
+            left.setdefault(host, []).append(failed)
+    exc = outcome.exception
+    lost = exc.host if isinstance(exc, TransportError) else None
+    for host, names in left.items():
+        why = " (unreachable)" if host == lost else ""
+        outcome.host_state[host] = f"NEEDS ATTENTION{why}: not undone: {'; '.join(names)}"
     bus.emit(
         "flow_end", ok=outcome.ok, duration=round(outcome.duration, 3),
         failed_step=outcome.failed_step, error=outcome.error, undone=outcome.undone,

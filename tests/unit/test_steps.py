@@ -107,7 +107,8 @@ def test_undo_failing_on_a_lost_host_does_not_stop_the_other_undos() -> None:
     assert out.undone == ["new web on prod-1"]
     assert out.undo_failed == ["new api on prod-2", "new web on prod-2"]
     assert out.host_state["prod-1"] == "restored"
-    assert out.host_state["prod-2"].startswith("NEEDS ATTENTION")
+    assert out.host_state["prod-2"] == ("NEEDS ATTENTION (unreachable): not undone: "
+                                        "new api on prod-2; new web on prod-2")
     fails = [e.data for e in col.events if e.kind == "undo_fail"]
     assert [(d["name"], d["host"]) for d in fails] == [("new api on prod-2", "prod-2"),
                                                        ("new web on prod-2", "prod-2")]
