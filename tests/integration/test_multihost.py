@@ -74,10 +74,12 @@ class Multi:
     baseline: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> name -> id
 
     def config(self, name: str = "ferryman.yml", test_hosts: tuple[str, ...] = ("test-1",),
-               admin_port: int = 8090, admin_retries: int = 20, extra: str = "") -> Path:
+               admin_port: int = 8090, admin_retries: int = 20, extra: str = "",
+               ports: dict[str, int] | None = None) -> Path:
         def host(label: str) -> str:
+            port = (ports or {}).get(label, self.hosts[label].port)
             return (f"      - name: {label}\n"
-                    f"        address: root@127.0.0.1:{self.hosts[label].port}\n"
+                    f"        address: root@127.0.0.1:{port}\n"
                     f"        identity_file: {self.lab.key_path}\n")
 
         text = (
@@ -205,6 +207,16 @@ def test_images_differing_between_from_hosts_are_refused(multi: Multi) -> None:
     assert f"test-2: {multi.images['v1']}" in message
 
     assert untouched(multi) == before
+
+
+def test_release_refused_when_a_prod_host_is_unreachable(multi: Multi) -> None:
+    before = untouched(multi)
+    # Nothing listens on port 1: prod-2 refuses at once.
+    cfg = multi.config("prod-2-down.yml", ports={"prod-2": 1})
+    run = ferryman(cfg, "release", "test", "prod", "--yes")
+    assert run.code == 3, run.err
+    assert "prod-2: cannot connect to root@127.0.0.1:1" in " ".join(run.err.split())
+    assert untouched(multi) == before  # prod-1 not touched, no lock left
 
 
 def test_status_and_doctor_report_both_prod_hosts(multi: Multi) -> None:
