@@ -9,6 +9,7 @@ from ..events import EventBus
 from ..hosts import HostPool
 from ..state import append_record, now_iso, operator, parse_records, read_records
 from ..steps import Outcome
+from ..transport import TransportError
 
 if TYPE_CHECKING:
     from .release import Plan
@@ -27,7 +28,12 @@ async def record_release(cfg: Config, pool: HostPool, plan: Plan, outcome: Outco
         record.update(error=outcome.error, failed_step=outcome.failed_step,
                       undone=outcome.undone, undo_failed=outcome.undo_failed)
     host = pool.host(plan.dst_env, plan.lock_host)
-    res = await host.run(append_record(cfg.project, record), timeout=30)
+    try:
+        res = await host.run(append_record(cfg.project, record), timeout=30)
+    except TransportError as exc:
+        # The history's host was the one lost: the outcome above still stands.
+        bus.warn(f"could not record {kind} {plan.rid} on {plan.lock_host}: {exc}")
+        return record
     if res.ok:
         bus.info(f"recorded {kind} {plan.rid} on {plan.lock_host}")
     else:

@@ -302,5 +302,5 @@ async def execute(cfg: Config, pool: HostPool, plan: Plan, bus: EventBus,
     finally:
         if plan.locked and plan.lock_owner is not None:
             await lock.give_back(pool.host(plan.dst_env, plan.lock_host), cfg.project,
-                                 plan.lock_owner)
+                                 plan.lock_owner, bus, plan.dst_env)
     return outcome
