@@ -53,7 +53,7 @@ services:
       retries: 30
       interval: 1s
   admin:
-    hosts: [test-1, prod-2]
+    hosts: [test-1, {admin_on}]
     health:
       http: http://127.0.0.1:{admin_port}/health
       retries: {admin_retries}
@@ -75,7 +75,7 @@ class Multi:
 
     def config(self, name: str = "ferryman.yml", test_hosts: tuple[str, ...] = ("test-1",),
                admin_port: int = 8090, admin_retries: int = 20, extra: str = "",
-               ports: dict[str, int] | None = None) -> Path:
+               ports: dict[str, int] | None = None, admin_on: str = "prod-2") -> Path:
         def host(label: str) -> str:
             port = (ports or {}).get(label, self.hosts[label].port)
             return (f"      - name: {label}\n"
@@ -92,7 +92,7 @@ class Multi:
             + f"  prod:\n    address: {ADDRESSES['prod']}\n    hosts:\n"
             + "".join(host(h) for h in PROD)
             + "    policy:\n      allowed_tags: [\"v*\"]\n"
-            + SERVICES.format(admin_port=admin_port, admin_retries=admin_retries,
+            + SERVICES.format(admin_port=admin_port, admin_retries=admin_retries, admin_on=admin_on,
                               config_file=CONFIG_FILE)
             + extra
         )
@@ -461,3 +461,48 @@ def test_host_lost_mid_release_undoes_the_other_host(fresh_prod: Multi) -> None:
         assert m.inspect("prod-2", name)["Image"] == v2, name
     kept = {n for n in m.containers("prod-2") if ".ferryman-" in n}
     assert kept == {f"web.ferryman-{record['id']}", f"admin.ferryman-{record['id']}"}
+
+
+
+def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
+    """The host that holds the lock and the history is the one lost: prod-2 is undone all
+    the same, and the operator is told the record is missing and the lock still held."""
+    m = fresh_prod
+    v1 = m.image_id(m.images["v1"])
+    cfg = m.config("lost-first.yml", admin_port=8091, admin_retries=600, admin_on="prod-1")
+    follow = Follow(["-c", str(cfg), "release", "test", "prod", "--yes"])
+    try:
+        follow.wait_for("health of admin on prod-1", timeout=300)
+        m.sh("prod-1", CUT)
+        code, err = follow.finish(timeout=300)
+    finally:
+        follow.proc.kill()
+        m.sh("prod-1", MEND, check=False)
+
+    assert code in (1, 3), err
+    flat = " ".join(err.split())
+    assert "FAILED step 16/18 health of admin on prod-1: prod-1: connection lost" in flat, err
+    assert "prod-2: restored" in flat, err
+    assert "prod-1: NEEDS ATTENTION (unreachable): not undone: start new admin on prod-1;" \
+        in flat, err
+    owner = json.loads(m.sh("prod-1", f"cat {STATE}/lock/owner.json"))
+    rid = owner["command"].split("(")[1].rstrip(")")
+    assert f"could not record release {rid} on prod-1" in flat, err
+    assert "the lock of prod on prod-1 is still held" in flat, err
+    assert "ferryman unlock prod" in flat, err
+    assert "Traceback" not in err
+
+    now = m.containers("prod-2")
+    assert set(now) == set(m.baseline["prod-2"]) == {"web", "shop-api", "admin"}
+    assert now["web"] == m.baseline["prod-2"]["web"]
+    assert now["admin"] == m.baseline["prod-2"]["admin"]
+    for name in ("web", "shop-api", "admin"):
+        state = m.inspect("prod-2", name)
+        assert state["Image"] == v1 and state["State"]["Running"], name
+    assert m.serves("prod-2", 8080) == "app v1"
+    assert m.images["v2"] not in m.images_on("prod-2")
+    # Back again, prod-1 still holds the dead run's lock: the next release is refused until
+    # it is broken, as the message said.
+    again = ferryman(cfg, "release", "test", "prod", "--yes")
+    assert again.code == 3 and "prod is locked by" in again.err, again.err
+    assert ferryman(cfg, "unlock", "prod", "--yes").code == 0
