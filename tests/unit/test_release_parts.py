@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 
@@ -10,27 +9,7 @@ from ferryman.docker import compose as dcompose
 from ferryman.docker import images as di
 from ferryman.docker.inspect import ComposeInfo
 from ferryman.flows.rollback import pick
-from ferryman.state import LOCK_HELD, LockOwner, acquire_lock, parse_records, release_lock
-from ferryman.transport import LocalHost
-
-
-def test_lock_is_exclusive_and_only_its_owner_releases(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("ferryman.state.ROOT", str(tmp_path))
-    host = LocalHost()
-    ana, bob = LockOwner.mine("release a"), LockOwner.mine("release b")
-
-    async def go() -> None:
-        assert (await host.run(acquire_lock("p", ana))).ok
-        held = await host.run(acquire_lock("p", bob))
-        assert held.exit_status == LOCK_HELD
-        assert LockOwner.parse(held.stdout) == ana
-        await host.run(release_lock("p", bob))  # not bob's: stays
-        assert (tmp_path / "p/lock/owner.json").exists()
-        await host.run(release_lock("p", ana))
-        assert not (tmp_path / "p/lock").exists()
-        assert (await host.run(acquire_lock("p", bob))).ok
-
-    asyncio.run(go())
+from ferryman.record import parse_history
 
 
 def test_compose_override_and_up() -> None:
@@ -64,13 +43,14 @@ def test_save_and_load_fail_when_any_side_of_the_pipe_fails() -> None:
 
 
 def test_pick_release_to_roll_back() -> None:
-    lines = "\n".join(json.dumps(r) for r in [
-        {"id": "r1", "kind": "release", "to": "prod", "result": "ok"},
-        {"id": "r2", "kind": "release", "to": "prod", "result": "ok"},
-        {"id": "r3", "kind": "release", "to": "prod", "result": "failed"},
-        {"id": "r4", "kind": "rollback", "to": "prod", "result": "ok", "rolls_back": "r2"},
+    base = {"from": "test", "to": "prod", "who": "ana@laptop", "when": "2026-11-30T10:00:00"}
+    lines = "\n".join(json.dumps({**base, **r}) for r in [
+        {"id": "r1", "kind": "release", "result": "ok"},
+        {"id": "r2", "kind": "release", "result": "ok"},
+        {"id": "r3", "kind": "release", "result": "failed"},
+        {"id": "r4", "kind": "rollback", "result": "ok", "rolls_back": "r2"},
     ]) + "\n{torn"
-    records = parse_records(lines)
-    assert len(records) == 4
-    assert pick(records, "prod", None)["id"] == "r1"
-    assert pick(records, "prod", "r2")["id"] == "r2"
+    history = parse_history(lines)
+    assert len(history.records) == 4 and len(history.unreadable) == 1
+    assert pick(history, "prod", None).id == "r1"
+    assert pick(history, "prod", "r2").id == "r2"
