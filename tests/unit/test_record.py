@@ -48,7 +48,7 @@ def test_a_newer_or_malformed_record_is_refused_never_misread() -> None:
         parse_record(newer)
     bad_mode = json.loads(V1_LINE)
     bad_mode["services"][0]["mode"] = "teleport"
-    with pytest.raises(ValueError, match="services.0.mode"):
+    with pytest.raises(ValueError, match=r"services\.0\.mode"):
         parse_record(bad_mode)
     history = parse_history(V1_LINE + "\n" + json.dumps(newer) + "\n")
     assert [r.id for r in history.records] == ["r20261123-101500"]
