@@ -8,11 +8,12 @@ import json
 from typing import Any
 
 import pytest
-from fakehost import REST, Capture, Reply, ScriptedHosts
+from fakehost import ANY, REST, Capture, Reply, ScriptedHosts
 
 from ferryman.errors import BadInput, PreconditionFailed
 from ferryman.events import Collector, EventBus
 from ferryman.flows import history, rollback
+from ferryman.steps import run_steps
 from ferryman.transport import CommandFailed
 
 BEFORE = Capture.load("before_release")
@@ -184,3 +185,75 @@ def test_prune_within_keep_releases_removes_nothing(hosts: ScriptedHosts,
                                              records()[0]["services"], EventBus("release")))
     assert removed == []
     assert [a for a in prod.ran if a[1] in ("rm", "rmi")] == []
+
+
+# --- running a rollback: a failure puts back what ran before it ------------------------------
+
+class Containers:
+    """PROD's containers as captured after the release, answering inspect, rename, stop and
+    start the way the engine does, so set-aside and bring-back see the names they made."""
+
+    def __init__(self, stdout: str) -> None:
+        self.by_name = {c["Name"].lstrip("/"): c for c in json.loads(stdout)}
+
+    def inspect(self, argv: list[str]) -> Reply:
+        names = argv[4:]
+        found = [self.by_name[n] for n in names if n in self.by_name]
+        missing = [n for n in names if n not in self.by_name]
+        return Reply(1 if missing else 0, json.dumps(found),
+                     "".join(f"Error: No such container: {n}\n" for n in missing))
+
+    def rename(self, argv: list[str]) -> Reply:
+        old, new = argv[2], argv[3]
+        self.by_name[new] = {**self.by_name.pop(old), "Name": f"/{new}"}
+        return Reply()
+
+    def run_state(self, running: bool) -> Any:
+        def answer(argv: list[str]) -> Reply:
+            c = self.by_name[argv[-1]]
+            c["State"] = {**c["State"], "Running": running,
+                          "Status": "running" if running else "exited"}
+            return Reply(0, argv[-1] + "\n")
+        return answer
+
+
+def test_failed_rollback_puts_the_release_back(hosts: ScriptedHosts, make_config) -> None:
+    cfg = make_config()
+    prod = hosts["prod-1"].replay(AFTER)
+    kept = records()[0]["services"][0]["kept"]
+    p = asyncio.run(rollback.plan_rollback(cfg, hosts.pool(cfg), "prod", None))
+    aside = f"web.ferryman-{p.rid}"
+    engine = Containers(AFTER.stdout("prod-1", [*INSPECT, "web", "shop-api", kept]))
+    prod.on([*INSPECT, REST], engine.inspect)
+    prod.on(["sh", "-c", ANY, "ferryman-lock", REST], Reply(0))
+    prod.on(["docker", "rename", REST], engine.rename)
+    prod.on(["docker", "stop", REST], engine.run_state(False))
+    prod.on(["docker", "start", REST], engine.run_state(True))
+    prod.on(["docker", "update", "--restart", ANY, "web"], Reply(0, "web\n"))
+    # v1 brought back does not answer its health check; v2, put back, does.
+    prod.on(["sh", "-c", ANY, "ferryman-http", REST],
+            Reply(7, "", "curl: (7) Failed to connect to 127.0.0.1 port 8080\n"), Reply(0))
+    prod.on(["docker", "logs", "--tail", "40", "web"], Reply(0, "httpd: bind: in use\n"))
+    before = len(prod.ran)
+
+    outcome = asyncio.run(run_steps(EventBus("rollback"), p.steps))
+    assert outcome.failed_step == "step 4/6 health of web on prod-1"
+    assert outcome.undone == ["start previous web on prod-1", "stop old web on prod-1"]
+    changes = [a for a in prod.ran[before:] if a[:2] not in (["docker", "inspect"],
+                                                             ["sh", "-c"])]
+    assert changes == [
+        # rollback: set the released web aside, bring the previous one back
+        ["docker", "update", "--restart", "no", "web"], ["docker", "stop", "web"],
+        ["docker", "rename", "web", aside],
+        ["docker", "rename", kept, "web"],
+        ["docker", "update", "--restart", "unless-stopped", "web"], ["docker", "start", "web"],
+        ["docker", "logs", "--tail", "40", "web"],
+        # undo, in reverse: the previous one aside again, the released one back under its name
+        ["docker", "update", "--restart", "no", "web"], ["docker", "stop", "web"],
+        ["docker", "rename", "web", kept],
+        ["docker", "rename", aside, "web"],
+        ["docker", "update", "--restart", "unless-stopped", "web"], ["docker", "start", "web"],
+    ]
+    assert engine.by_name["web"]["Image"] == records()[0]["services"][0]["new"]["id"]
+    assert engine.by_name["web"]["State"]["Running"]
+    assert not [a for a in prod.ran[before:] if a[0] == "docker-compose"]
