@@ -32,7 +32,7 @@ from ferryman.flows.check import compose_flavour
 from ferryman.hosts import HostPool, target_for
 from ferryman.lab.demo import CONFIG_FILE, down, up
 from ferryman.state import read_records
-from ferryman.transport import Host, Result, SshHost
+from ferryman.transport import CommandFailed, Host, Result, SshHost
 
 OUT = Path(__file__).parent / "data" / "flows"
 
@@ -59,8 +59,6 @@ class Recorder:
         if call not in self.calls:
             self.calls.append(call)
         if check and not res.ok:
-            from ferryman.transport import CommandFailed
-
             raise CommandFailed(res)
         return res
 
