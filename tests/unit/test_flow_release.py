@@ -24,8 +24,9 @@ from ferryman.transport import Host
 BEFORE = Capture.load("before_release")
 DATA = Capture.load("data_test")
 INSPECT = ["docker", "inspect", "--type", "container"]
-V1 = "sha256:bcff10b0346cd08161274076bc09647fbe8e2e1121fb7951ba809078258df22d"
-V2 = "sha256:f2cebb01e6c0845ca5c3aa3c2d7196107915c58da4f24702550ec8fe17971245"
+ID_OF = ["docker", "image", "inspect", "--format", "{{.Id}}"]
+V2 = BEFORE.stdout("test-1", [*ID_OF, "ferryman-app:v2"]).strip()
+V1 = Capture.load("after_release").stdout("prod-1", [*ID_OF, "ferryman-app:v1"]).strip()
 
 # What planning may run: reads only.
 READS = [[*INSPECT, REST], ["docker", "image", "inspect", REST], ["cat", REST],
@@ -115,9 +116,7 @@ def test_plan_refuses_a_service_not_running_on_from(hosts: ScriptedHosts,
 def test_plan_refuses_a_tag_moved_since_the_container_started(hosts: ScriptedHosts,
                                                               make_config) -> None:
     cfg = make_config()
-    hosts["test-1"].replay(BEFORE).on(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", "ferryman-app:v2"],
-        Reply(0, V1 + "\n"))
+    hosts["test-1"].replay(BEFORE).on([*ID_OF, "ferryman-app:v2"], Reply(0, V1 + "\n"))
     with pytest.raises(BadInput) as err:
         plan(cfg, hosts)
     assert err.value.exit_code == 2

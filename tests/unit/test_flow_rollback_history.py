@@ -20,7 +20,8 @@ BEFORE = Capture.load("before_release")
 AFTER = Capture.load("after_release")
 HISTORY = ["tail", "-n", "200", "/var/lib/ferryman/shop/releases.jsonl"]
 INSPECT = ["docker", "inspect", "--type", "container"]
-V1 = "sha256:bcff10b0346cd08161274076bc09647fbe8e2e1121fb7951ba809078258df22d"
+V1 = AFTER.stdout("prod-1", ["docker", "image", "inspect", "--format", "{{.Id}}",
+                            "ferryman-app:v1"]).strip()
 
 
 def records() -> list[dict[str, Any]]:
