@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine import FIELDS, Scene, differences, full_options
 from labenv import Run, ferryman
-from test_runspec_engine import FIELDS, Scene, differences, full_options
 
 from ferryman.lab import build_app_image
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
