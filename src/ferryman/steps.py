@@ -132,13 +132,25 @@ async def run_steps(
     try:
         outcome = await _run(bus, steps, params, journal, dry_run)
         if finish is not None and not dry_run and all(lk.held for lk in locks):
-            await finish(outcome)
+            await _after(bus, "record the run", finish(outcome))
         if journal is not None and journal.written and outcome.clean:
-            await journal.remove()
+            await _after(bus, "remove the journal", journal.remove())
         return outcome
     finally:
         for lk in reversed(locks):
-            await lk.give_back()
+            if not await lk.give_back():
+                bus.warn(f"the lock of {lk.env} on {lk.label} could not be given back: once "
+                         f"{lk.label} answers, the next run finds it stale (or: ferryman "
+                         f"unlock {lk.env})")
+
+
+async def _after(bus: EventBus, what: str, action: Awaitable[Any]) -> None:
+    """Book-keeping after the steps must not hide their outcome: when the host that keeps it
+    is the one lost, say so and let the outcome stand."""
+    try:
+        await action
+    except Exception as exc:
+        bus.warn(f"could not {what}: {exc}")
 
 
 async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
@@ -185,7 +197,8 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
                 done.append(step)
             await _undo(bus, done, outcome)
             if journal is not None and journal.written and outcome.undo_failed:
-                await journal.mark("undo failed", outcome.undo_failed)
+                await _after(bus, "mark the journal", journal.mark("undo failed",
+                                                                   outcome.undo_failed))
             break
         result = outcome.results[step.name]
         bus.emit("step_ok", n=n, m=total, name=step.name,

@@ -257,3 +257,57 @@ def test_journal_stays_when_an_undo_fails(root: Path) -> None:
     assert out.undo_failed == ["a"] and out.exit_code == EXIT_FLOW_FAILED
     left = json.loads(Path(journal_path("shop")).read_text())
     assert left["state"] == "undo failed" and left["context"]["undo_failed"] == ["a"]
+
+
+class Cuttable(LocalHost):
+    """A local host whose connection can be cut: every command then fails as over SSH."""
+
+    def __init__(self) -> None:
+        super().__init__("prod-1")
+        self.cut = False
+
+    async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
+        if self.cut:
+            raise TransportError(self.label, "cannot connect to root@prod-1: Connection reset")
+        return await super().run(argv, **kw)
+
+
+def test_losing_the_first_host_leaves_the_outcome_standing(root: Path) -> None:
+    """The host of the lock, journal and record is the one lost: the undos of the other hosts
+    run, the outcome is returned, and what could not be kept there is said."""
+    first = Cuttable()
+    lock = EnvLock("prod", "prod-1", first, "shop", LockOwner.mine("release test prod"))
+    journal = Journal("release", "r1", "prod", "shop", "ana", "x", hosts=[("prod-1", first)])
+    log: list[str] = []
+
+    async def ok() -> None:
+        return None
+
+    async def undo_prod2() -> None:
+        log.append("undo prod-2")
+
+    async def undo_prod1() -> None:
+        await first.run(["true"])
+
+    async def lost() -> None:
+        first.cut = True
+        await first.run(["true"])
+
+    async def record(outcome: object) -> None:
+        await first.run(["true"])
+
+    bus, col = _bus()
+    steps = [Step("new web on prod-2", ok, undo_prod2, host="prod-2"),
+             Step("new web on prod-1", ok, undo_prod1, host="prod-1"),
+             Step("health of web on prod-1", lost, host="prod-1")]
+    out = asyncio.run(run_steps(bus, steps, locks=[lock], journal=journal, finish=record))
+    assert log == ["undo prod-2"] and out.undo_failed == ["new web on prod-1"]
+    assert out.host_state["prod-2"] == "restored"
+    assert out.host_state["prod-1"].startswith("NEEDS ATTENTION (unreachable)")
+    assert out.exit_code == EXIT_FLOW_FAILED
+    warned = [e.data["message"] for e in col.events if e.kind == "warn"]
+    assert [w.split(":")[0] for w in warned] == [
+        "could not mark the journal", "could not record the run",
+        "the lock of prod on prod-1 could not be given back"]
+    assert "ferryman unlock prod" in warned[2]
+    assert any(e.kind == "flow_end" for e in col.events)
