@@ -461,7 +461,13 @@ def test_host_lost_mid_release_undoes_the_other_host(fresh_prod: Multi) -> None:
         assert m.inspect("prod-2", name)["Image"] == v2, name
     kept = {n for n in m.containers("prod-2") if ".ferryman-" in n}
     assert kept == {f"web.ferryman-{record['id']}", f"admin.ferryman-{record['id']}"}
-
+    # The journal on prod-1 keeps what is left to undo: `abort` returns prod-2 as well.
+    aborted = ferryman(m.config(), "abort", "prod", "--yes")
+    assert aborted.code == 0, aborted.err
+    assert m.containers("prod-2") == {**m.baseline["prod-2"],
+                                      "shop-api": m.containers("prod-2")["shop-api"]}
+    assert m.inspect("prod-2", "shop-api")["Image"] == v1
+    assert m.serves("prod-2", 8080) == "app v1"
 
 
 def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
@@ -485,11 +491,8 @@ def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
     assert "prod-2: restored" in flat, err
     assert "prod-1: NEEDS ATTENTION (unreachable): not undone: start new admin on prod-1;" \
         in flat, err
-    owner = json.loads(m.sh("prod-1", f"cat {STATE}/lock/owner.json"))
-    rid = owner["command"].split("(")[1].rstrip(")")
-    assert f"could not record release {rid} on prod-1" in flat, err
-    assert "the lock of prod on prod-1 is still held" in flat, err
-    assert "ferryman unlock prod" in flat, err
+    assert "could not record the run: prod-1: cannot connect" in flat, err
+    assert "the lock of prod on prod-1 could not be given back" in flat, err
     assert "Traceback" not in err
 
     now = m.containers("prod-2")
@@ -501,8 +504,20 @@ def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
         assert state["Image"] == v1 and state["State"]["Running"], name
     assert m.serves("prod-2", 8080) == "app v1"
     assert m.images["v2"] not in m.images_on("prod-2")
-    # Back again, prod-1 still holds the dead run's lock: the next release is refused until
-    # it is broken, as the message said.
-    again = ferryman(cfg, "release", "test", "prod", "--yes")
-    assert again.code == 3 and "prod is locked by" in again.err, again.err
-    assert ferryman(cfg, "unlock", "prod", "--yes").code == 0
+    # Back again, prod-1 holds the journal of the dead run: the next release is refused and
+    # named; `abort` (with the usual health checks) undoes on prod-1 what was left there.
+    rid = json.loads(m.sh("prod-1", f"cat {STATE}/journal.json"))["id"]
+    again = ferryman(m.config(), "release", "test", "prod", "--yes")
+    assert again.code == 3, again.err
+    assert f"unfinished release {rid}" in again.err and "ferryman abort prod" in again.err
+    aborted = ferryman(m.config(), "abort", "prod", "--yes")
+    assert aborted.code == 0, aborted.err
+    now = m.containers("prod-1")
+    assert set(now) == {"web", "shop-api", "admin"}, now
+    assert now["web"] == m.baseline["prod-1"]["web"]
+    assert now["admin"] == m.baseline["prod-1"]["admin"]
+    for name in ("web", "shop-api", "admin"):
+        state = m.inspect("prod-1", name)
+        assert state["Image"] == v1 and state["State"]["Running"], name
+    assert m.serves("prod-1", 8080) == "app v1"
+    assert m.sh("prod-1", f"ls {STATE}").split() == ["compose", "releases.jsonl"]
