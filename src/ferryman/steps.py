@@ -128,10 +128,14 @@ async def run_steps(
     """
     if not locks and any(s.changes for s in steps):
         raise TypeError("a flow that changes hosts must run under its environments' locks")
-    steps = lock_steps(locks, journal, after_lock) + steps
+    taking = lock_steps(locks, journal, after_lock)
+    steps = taking + steps
     try:
         outcome = await _run(bus, steps, params, journal, dry_run)
-        if finish is not None and not dry_run and all(lk.held for lk in locks):
+        # A run refused at its locks (held, unfinished journal, changed since planning) did
+        # nothing: there is nothing to record.
+        if (finish is not None and not dry_run
+                and all(s.name in outcome.results for s in taking)):
             await finish(outcome)
         if journal is not None and journal.written and outcome.clean:
             await journal.remove()
@@ -157,11 +161,13 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
 
     done: list[Step] = []
     for n, step in enumerate(steps, 1):
-        bus.emit("step_start", n=n, m=total, name=step.name, params=step.params, host=step.host)
         t0 = time.monotonic()
         try:
+            # The journal knows of a step before anyone is told it started.
             if journal is not None and step.changes:
                 await journal.started(n, total, step)
+            bus.emit("step_start", n=n, m=total, name=step.name, params=step.params,
+                     host=step.host)
             outcome.results[step.name] = await step.run()
             if journal is not None and step.changes:
                 await journal.finished(n, step)

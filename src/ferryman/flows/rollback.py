@@ -40,7 +40,9 @@ def pick(history: History, env: str, wanted: str | None) -> Record:
     """The release to undo: the one named, else the newest successful one not yet undone."""
     records = history.records
     done = {r.rolls_back for r in records if r.kind == "rollback" and r.result == "ok"}
-    releases = [r for r in records if r.kind == "release" and r.to == env and r.result == "ok"]
+    # A release that found everything in place changed nothing: nothing to go back from.
+    releases = [r for r in records if r.kind == "release" and r.to == env and r.result == "ok"
+                and any(s.mode != "unchanged" for s in r.services)]
     if wanted:
         match = [r for r in releases if r.id == wanted]
         if not match:
