@@ -9,8 +9,8 @@ naming TEST) serves every kill: each abort must bring PROD back exactly as it wa
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
