@@ -30,7 +30,7 @@ V1 = AFTER.stdout("prod-1", ["docker", "image", "inspect", "--format", "{{.Id}}"
 
 def _history(capture: Capture, host: ScriptedHost) -> ScriptedHost:
     """The history on host as the capture holds it, read the way ferryman reads it now."""
-    return host.on(HISTORY, *capture.read_replies("prod-1", HISTORY, OLD_HISTORY))
+    return host.on(HISTORY, *capture.read_replies(host.label, HISTORY, OLD_HISTORY))
 
 
 def records() -> list[dict[str, Any]]:
