@@ -18,8 +18,10 @@ from ferryman.errors import BadInput
 from ferryman.events import Collector, EventBus
 from ferryman.flows import release
 from ferryman.flows.transfer import ImageToSend, Sent
-from ferryman.steps import run_steps
+from ferryman.journal import journal_path
+from ferryman.record import parse_record
 from ferryman.transport import Host
+from ferryman.undo import UndoContext, run_undo
 
 BEFORE = Capture.load("before_release")
 DATA = Capture.load("data_test")
@@ -56,12 +58,23 @@ def names(p: release.Plan) -> list[str]:
     return [s.name for s in p.steps]
 
 
+def flow(cfg: Any, hosts: ScriptedHosts, p: release.Plan) -> list[str]:
+    """The steps the release runs, as its dry run lists them: the runner puts the lock of TO
+    first. A dry run runs nothing (the `hosts` fixture fails a test on any unscripted command,
+    and the tests below check that only reads ran)."""
+    bus = EventBus("release")
+    seen = Collector()
+    bus.add(seen)
+    asyncio.run(release.execute(cfg, hosts.pool(cfg), p, bus, dry_run=True))
+    return [e.data["name"] for e in seen.events if e.kind == "step_plan"]
+
+
 def test_plan_of_run_and_compose_services(hosts: ScriptedHosts, make_config) -> None:
     cfg = make_config()
     hosts["test-1"].replay(BEFORE)
     hosts["prod-1"].replay(BEFORE)
     p, _ = plan(cfg, hosts)
-    assert names(p) == [
+    assert flow(cfg, hosts, p) == [
         "lock prod on prod-1", "transfer images test-1 -> prod-1",
         "stop old web on prod-1", "start new web on prod-1", "health of web on prod-1",
         "compose up api on prod-1", "health of api on prod-1",
@@ -146,8 +159,8 @@ def test_plan_of_services_that_already_run_the_image(hosts: ScriptedHosts,
     hosts["prod-1"].on(["docker", "image", "inspect", "ferryman-app:v2"],
                        *BEFORE.replies("test-1", ["docker", "image", "inspect", V2]))
     p, _ = plan(cfg, hosts)
-    assert names(p) == ["lock prod on prod-1",
-                        "guard base_url in /opt/shop/app_config.json on prod-1"]
+    assert flow(cfg, hosts, p) == ["lock prod on prod-1",
+                                   "guard base_url in /opt/shop/app_config.json on prod-1"]
     assert p.notes == ["prod-1 already has ferryman-app:v2",
                        "web on prod-1 already runs ferryman-app:v2",
                        "api on prod-1 already runs ferryman-app:v2"]
@@ -165,8 +178,8 @@ def test_plan_bootstraps_a_service_to_has_not(hosts: ScriptedHosts, make_config)
     both = BEFORE.stdout("prod-1", [*INSPECT, "web", "shop-api"])
     hosts["prod-1"].replay(BEFORE).on([*INSPECT, "web", "shop-api"], _without(both, "web"))
     p, _ = plan(cfg, hosts)
-    assert names(p)[2:4] == ["create web on prod-1", "health of web on prod-1"]
-    create = p.steps[2].commands[0]
+    assert names(p)[1:3] == ["create web on prod-1", "health of web on prod-1"]
+    create = p.steps[1].commands[0]
     assert create.startswith("docker create --name web ") and " ferryman-app:v2" in create
     assert "compose up api on prod-1" in names(p)
 
@@ -179,7 +192,7 @@ def test_plan_recreates_from_inspect_when_compose_files_are_gone(hosts: Scripted
         ["sh", "-c", ANY, "ferryman-files", "/opt/shop/docker-compose.yml"],
         Reply(0, "n /opt/shop/docker-compose.yml\n"))
     p, seen = plan(cfg, hosts)
-    assert names(p)[5:8] == ["stop old api on prod-1", "start new api on prod-1",
+    assert names(p)[4:7] == ["stop old api on prod-1", "start new api on prod-1",
                              "health of api on prod-1"]
     warnings = [e.data["message"] for e in seen.events if e.kind == "warn"]
     assert warnings == ["api on prod-1 was started by compose but its compose files are "
@@ -200,7 +213,8 @@ def test_plan_for_two_to_hosts_and_a_service_pinned_to_one(hosts: ScriptedHosts,
     p, _ = plan(cfg, hosts)
     # Hosts in the order services name them (web first, pinned to prod-2); the lock and the
     # history stay on the first host; guards run on each.
-    assert names(p) == [
+    assert p.lock.label == "prod-1" and p.lock.host is hosts["prod-1"]
+    assert flow(cfg, hosts, p) == [
         "lock prod on prod-1",
         "transfer images test-1 -> prod-2", "transfer images test-1 -> prod-1",
         "stop old web on prod-2", "start new web on prod-2", "health of web on prod-2",
@@ -243,26 +257,33 @@ def test_failed_health_undoes_in_reverse(hosts: ScriptedHosts, make_config) -> N
     kept = f"web.ferryman-{p.rid}"
     running = BEFORE.stdout("prod-1", [*INSPECT, "web", "shop-api"])
     aside = _renamed(running, "web", kept, {"Status": "exited", "Running": False})
-    exited_web = DATA.replies("test-1", [*INSPECT, "shop-api", "web"])[-1].stdout
+    new_id = "c0ffee" * 10 + "cafe"
+    # The new web as the engine shows a container that exited at once (TEST's web, stopped),
+    # under the id `docker create` gave it.
+    exited = DATA.replies("test-1", [*INSPECT, "shop-api", "web"])[-1].stdout
+    exited_new = json.dumps([{**c, "Id": new_id} for c in json.loads(exited)
+                             if c["Name"] == "/web"])
     prod.keeps_state()
+    prod.on(["sh", "-c", ANY, "ferryman-record", REST], Reply(0))
     # Before the set-aside: web runs, nothing is kept; before the bring-back: only the kept one.
     prod.on([*INSPECT, "web", kept], Reply(1, running, f"Error: No such container: {kept}\n"),
             Reply(1, aside, "Error: No such container: web\n"))
     prod.on(["docker", "update", "--restart", ANY, "web"], Reply(0, "web\n"))
     prod.on(["docker", "stop", "web"], Reply(0, "web\n"))
     prod.on(["docker", "rename", REST], Reply(0))
-    prod.on(["docker", "create", "--name", "web", REST], Reply(0, "c0ffee" * 10 + "cafe\n"))
+    prod.on(["docker", "create", "--name", "web", REST], Reply(0, new_id + "\n"))
     prod.on(["docker", "start", "web"], Reply(0, "web\n"))
-    # The new web exits at once; the old one, back under its name, runs.
-    prod.on([*INSPECT, "web"], Reply(0, exited_web), Reply(0, running))
+    # The new web exits at once (the health check, then the undo of its start find it); the
+    # old one, back under its name, runs.
+    prod.on([*INSPECT, "web"], Reply(0, exited_new), Reply(0, exited_new), Reply(0, running))
     prod.on(["docker", "logs", "--tail", "40", "web"], Reply(0, "", "boom\n"))
     prod.on(["docker", "rm", "-f", REST], Reply(0))
     prod.on(["sh", "-c", ANY, "ferryman-http", REST], Reply(0))
     prod.on(["docker", "rmi", "ferryman-app:v2"], Reply(0))
-    steps_ran_before = len(prod.ran)
+    steps_ran_before = len(prod.changes())
 
     bus = EventBus("release")
-    outcome = asyncio.run(run_steps(bus, p.steps))
+    outcome = asyncio.run(release.execute(cfg, hosts.pool(cfg), p, bus))
     assert not outcome.ok and outcome.exit_code == 1
     assert outcome.failed_step == "step 5/8 health of web on prod-1"
     assert "web on prod-1 is not healthy after 1 checks: container web is exited" in (
@@ -270,7 +291,7 @@ def test_failed_health_undoes_in_reverse(hosts: ScriptedHosts, make_config) -> N
     assert outcome.undone == ["start new web on prod-1", "stop old web on prod-1",
                               "transfer images test-1 -> prod-1"]
     assert sent.sent == [("test-1", "prod-1", ["ferryman-app:v2"])]
-    changes = [a for a in prod.ran[steps_ran_before:] if a[:2] not in (
+    changes = [a for a in prod.changes()[steps_ran_before:] if a[:2] not in (
         ["docker", "inspect"], ["sh", "-c"])]
     create = changes.pop(3)
     assert create[:4] == ["docker", "create", "--name", "web"] and "ferryman-app:v2" in create
@@ -281,10 +302,49 @@ def test_failed_health_undoes_in_reverse(hosts: ScriptedHosts, make_config) -> N
         ["docker", "start", "web"],
         ["docker", "logs", "--tail", "40", "web"],
         # undo, in reverse: remove exactly the new container, bring the old one back, untag
-        ["docker", "rm", "-f", "c0ffee" * 10 + "cafe"],
+        ["docker", "rm", "-f", new_id],
         ["docker", "rename", kept, "web"],
         ["docker", "update", "--restart", "unless-stopped", "web"],
         ["docker", "start", "web"],
         ["docker", "rmi", "ferryman-app:v2"],
     ]
-    assert not [a for a in prod.ran[steps_ran_before:] if "up" in a]  # api never reached
+    assert not [a for a in prod.changes()[steps_ran_before:] if "up" in a]  # api never reached
+    # The failed release is recorded with what was undone; every host is as it was, so the
+    # journal goes and the lock is given back.
+    [line] = [a[-1] for a in prod.ran_matching("sh", "-c", ANY, "ferryman-record", REST)]
+    record = parse_record(json.loads(line))
+    assert (record.id, record.result, record.failed_step) == (
+        p.rid, "failed", "step 5/8 health of web on prod-1")
+    assert record.undone == outcome.undone
+    assert prod.ran_matching("rm", "-f", "--", journal_path("shop"))
+    assert prod.ran_matching("sh", "-c", ANY, "ferryman-unlock", REST)
+
+
+def test_undo_of_a_start_never_removes_the_container_that_ran_before(
+        hosts: ScriptedHosts, make_config) -> None:
+    cfg = make_config()
+    hosts["test-1"].replay(BEFORE)
+    prod = hosts["prod-1"].replay(BEFORE)
+    p, _ = plan(cfg, hosts)
+    start = next(s for s in p.steps if s.name == "start new web on prod-1")
+    running = json.loads(BEFORE.stdout("prod-1", [*INSPECT, "web", "shop-api"]))
+    [old] = [c for c in running if c["Name"] == "/web"]
+    assert start.undo_data == {"kind": "created", "host": "prod-1", "container": "web",
+                               "keep_id": old["Id"]}
+    assert start.undo is not None
+    planned = len(prod.ran)
+    # The old web still (or again) under its name: the undo, live or from a journal, leaves it.
+    prod.on([*INSPECT, "web"], Reply(0, json.dumps([old])))
+    asyncio.run(start.undo())
+    asyncio.run(run_undo(UndoContext(cfg, hosts.pool(cfg), "prod"), start.undo_data))
+    assert prod.ran[planned:] == [[*INSPECT, "web"], [*INSPECT, "web"]]
+    # A container of that name with another id is the new one: removed by its id.
+    new = {**old, "Id": "c0ffee" * 10 + "cafe"}
+    prod.on([*INSPECT, "web"], Reply(0, json.dumps([new])))
+    prod.on(["docker", "rm", "-f", new["Id"]], Reply(0))
+    asyncio.run(start.undo())
+    assert prod.ran[-1] == ["docker", "rm", "-f", new["Id"]]
+    # No container of that name (the create never ran): nothing to remove.
+    prod.on([*INSPECT, "web"], Reply(1, "[]", "Error: No such container: web\n"))
+    asyncio.run(start.undo())
+    assert prod.ran[-1] == [*INSPECT, "web"]
