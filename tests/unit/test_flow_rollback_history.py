@@ -48,8 +48,11 @@ def released() -> list[ServiceChange]:
 
 def _r(rid: str, kind: str = "release", result: str = "ok", to: str = "prod",
        **more: str) -> Record:
+    # Each changed web (a release that changed nothing is never a rollback target).
+    web = {"service": "web", "host": "prod-1", "container": "web", "mode": "run"}
     return parse_record({"id": rid, "kind": kind, "from": "test", "to": to, "who": "op@pc",
-                         "when": "2026-01-01T00:00:00+00:00", "result": result, **more})
+                         "when": "2026-01-01T00:00:00+00:00", "result": result,
+                         "services": [web], **more})
 
 
 def _h(*rs: Record, unreadable: list[str] | None = None) -> History:
