@@ -136,7 +136,10 @@ async def run_steps(
         # nothing: there is nothing to record.
         if (finish is not None and not dry_run
                 and all(s.name in outcome.results for s in taking)):
-            await finish(outcome)
+            try:
+                await finish(outcome)
+            except Exception as exc:  # the hosts are as the outcome says, recorded or not
+                bus.warn(f"after the {bus.flow}: {exc}")
         if journal is not None and journal.written and outcome.clean:
             await journal.remove()
         return outcome

@@ -12,7 +12,7 @@ from ferryman.errors import FerrymanError
 from ferryman.events import EventBus
 from ferryman.flows import guards, status
 from ferryman.flows.lock import env_lock
-from ferryman.state import read_file
+from ferryman.state import ABSENT, read_file
 from ferryman.steps import Step, run_steps
 from ferryman.transport import CommandFailed, TransportError
 
@@ -21,7 +21,7 @@ DATA = Capture.load("data_test")
 FILE = "/opt/shop/app_config.json"
 INSPECT = ["docker", "inspect", "--type", "container"]
 WRITE = ["sh", "-c", ANY, "ferryman-write", FILE]
-RESTORE = ["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore", ANY, FILE]
+RESTORE = ["sh", "-c", ANY, "ferryman-restore", ANY, FILE]
 READ = read_file(FILE)
 
 
@@ -81,8 +81,8 @@ def test_guard_undo_puts_the_file_back_and_restarts_again(hosts: ScriptedHosts,
                                     locks=[lock]))
     assert outcome.failed_step == "step 3/3 later"
     assert outcome.undone == [step.name]
-    assert prod.ran_matching(*RESTORE) == [["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore",
-                                            f"{FILE}.ferryman-r1.bak", FILE]]
+    assert [a[3:] for a in prod.ran_matching(*RESTORE)] == [
+        ["ferryman-restore", f"{FILE}.ferryman-r1.bak", FILE]]
     assert len(prod.ran_matching("docker", "restart", "shop-api")) == 2
 
 
@@ -93,8 +93,10 @@ def test_guard_leaves_a_file_that_names_its_own_environment(hosts: ScriptedHosts
     [step] = _steps(cfg, hosts, "test")
     assert asyncio.run(step.run()) == "base_url = http://10.0.0.58:9380: names test"
     assert test.ran == [READ]
-    asyncio.run(step.undo())  # nothing was changed: nothing to put back
-    assert test.ran == [READ]
+    # Nothing was changed, so no backup was made: nothing is put back, nothing restarted.
+    test.on(RESTORE, Reply(ABSENT))
+    asyncio.run(step.undo())
+    assert test.ran[0] == READ and [a[3] for a in test.ran[1:]] == ["ferryman-restore"]
 
 
 def test_guard_of_a_missing_file_guards_nothing(hosts: ScriptedHosts, make_config) -> None:

@@ -41,7 +41,6 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
     """`restart` restarts what reads the file; None when the caller starts them itself."""
     own = cfg.environments[env].own_address
     backup = backup_path(guard, rid)
-    changed: dict[str, bool] = {}
 
     async def run() -> str:
         res = await host.run(read_file(guard.file), timeout=30)
@@ -57,7 +56,6 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
         if verdict.ok:
             return f"{guard.key} = {verdict.value}: names {env}"
         await host.run(["cp", "-p", guard.file, backup], timeout=30, check=True)
-        changed["file"] = True
         # In place (same inode): a container that bind-mounts the file sees the change.
         await host.run(write_file(guard.file), input=(verdict.fixed_text or "").encode(),
                        timeout=30, check=True)
@@ -67,11 +65,7 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
                 f"(backup {backup}){again}")
 
     async def undo() -> None:
-        if not changed:
-            return
-        await host.run(["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore", backup, guard.file],
-                       timeout=30, check=True)
-        if restart:
+        if await restore(host, backup, guard.file) and restart:
             await restart()
 
     cmds = [shlex.join(read_file(guard.file)),
@@ -88,16 +82,25 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
                 host=host_label, commands=cmds, undo_if_failed=True)
 
 
-_RESTORE = '[ -e "$1" ] || exit 0; cat "$1" > "$2"'
+# The backup exists only once the file was about to be rewritten: no backup, nothing to undo.
+_RESTORE = '[ -e "$1" ] || exit 66; cat "$1" > "$2"'
+
+
+async def restore(host: Host, backup: str, file: str) -> bool:
+    """Puts the backup back in place (same inode); False when there is none."""
+    res = await host.run(["sh", "-c", _RESTORE, "ferryman-restore", backup, file], timeout=30)
+    if res.exit_status == ABSENT:
+        return False
+    if not res.ok:
+        raise CommandFailed(res, f"cannot put {backup} back on {host.label}")
+    return True
 
 
 @undoer("guard")
 async def _undo_guard(ctx: UndoContext, d: dict[str, Any]) -> None:
-    """From a journal: the backup, when the run got as far as making it, goes back in place."""
+    """From a journal: what the step's own undo does, the same way."""
     host = ctx.host(d["host"])
-    await host.run(["sh", "-c", _RESTORE, "ferryman-restore", d["backup"], d["file"]],
-                   timeout=30, check=True)
-    if d.get("restart"):
+    if await restore(host, d["backup"], d["file"]) and d.get("restart"):
         await _restart(ctx.cfg, ctx.pool, ctx.env, d["host"], host, d["restart"])
 
 
