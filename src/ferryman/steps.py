@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import FerrymanError, Interrupted, exit_code_of
 from .events import EventBus
 from .redact import raw_output
-from .transport.base import CommandFailed
+from .transport.base import CommandFailed, short_command
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -110,8 +110,7 @@ def lock_steps(locks: Sequence[EnvLock], journal: Journal | None,
 
         steps.append(Step(f"lock {lk.env} on {lk.label}", run,
                           params={"owner": lk.owner.owner, "command": lk.owner.command},
-                          commands=[f"{lk.label}: mkdir {lk.project} lock (owner, pid, "
-                                    "heartbeat)"]))
+                          commands=[f"{lk.label}: {short_command(lk.acquire_argv)}"]))
     return steps
 
 

@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 from fakehost import ANY, REST, Capture, Reply, ScriptedHost, ScriptedHosts
 
+from ferryman.docker import images as di
 from ferryman.errors import BadInput
 from ferryman.events import Collector, EventBus
 from ferryman.flows import release
-from ferryman.flows.transfer import ImageToSend, Sent
+from ferryman.flows.transfer import ImageToSend, Prepared, Sent
 from ferryman.journal import journal_path
 from ferryman.record import parse_record
 from ferryman.transport import Host
+from ferryman.transport.base import short_command
 from ferryman.undo import UndoContext, run_undo
 
 BEFORE = Capture.load("before_release")
@@ -33,7 +35,9 @@ V1 = Capture.load("after_release").stdout("prod-1", [*ID_OF, "ferryman-app:v1"])
 # What planning may run: reads only.
 READS = [[*INSPECT, REST], ["docker", "image", "inspect", REST], ["cat", REST],
          ["sh", "-c", ANY, "ferryman-files", REST], ["docker", "compose", "version", "--short"],
-         ["docker-compose", "version", "--short"]]
+         ["docker-compose", "version", "--short"], di.compressors()]
+# What `compressors` prints on the test hosts (Debian with zstd and gzip installed).
+TOOLS = Reply(0, "zstd\ngzip\n")
 
 
 def only_reads(host: ScriptedHost) -> list[list[str]]:
@@ -49,6 +53,8 @@ def plan(cfg: Any, hosts: ScriptedHosts, src: str = "test", dst: str = "prod",
     bus = EventBus("release")
     seen = Collector()
     bus.add(seen)
+    for label in ("test-1", "test-2", "prod-1", "prod-2"):  # compression is chosen at plan
+        hosts[label].on(di.compressors(), TOOLS)
     made = asyncio.run(release.plan_release(cfg, hosts.pool(cfg), src, dst, [], bus,
                                             transfer=transfer))
     return made, seen
@@ -99,7 +105,7 @@ def test_plan_refuses_from_equal_to_before_reading(hosts: ScriptedHosts, make_co
     with pytest.raises(BadInput) as err:
         plan(cfg, hosts, "prod", "prod")
     assert err.value.exit_code == 2 and "FROM and TO are both 'prod'" in str(err.value)
-    assert hosts.by_label == {}  # no host was even opened
+    assert all(h.ran == [] for h in hosts.by_label.values())  # no host was even asked
 
 
 def test_plan_refuses_tags_the_policy_does_not_allow(hosts: ScriptedHosts,
@@ -111,7 +117,7 @@ def test_plan_refuses_tags_the_policy_does_not_allow(hosts: ScriptedHosts,
     assert err.value.exit_code == 2
     assert str(err.value) == ("prod takes only tags matching release-*; refused: "
                               "web: ferryman-app:v2; api: ferryman-app:v2")
-    assert "prod-1" not in hosts.by_label
+    assert not hosts["prod-1"].ran
 
 
 def test_plan_refuses_a_service_not_running_on_from(hosts: ScriptedHosts,
@@ -233,9 +239,11 @@ class NoTransfer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, list[str]]] = []
 
-    async def send(self, src: Host, dst: Host, images: list[ImageToSend],
-                   bus: EventBus) -> Sent:
-        self.sent.append((src.label, dst.label, [i.ref for i in images]))
+    async def prepare(self, src: Host, dst: Host, images: list[ImageToSend]) -> Prepared:
+        return Prepared(src, dst, images, "zstd", ["save"], ["load"])
+
+    async def send(self, p: Prepared, bus: EventBus) -> Sent:
+        self.sent.append((p.src.label, p.dst.label, [i.ref for i in p.images]))
         return Sent(1000, "zstd", 0.1)
 
 
@@ -348,3 +356,29 @@ def test_undo_of_a_start_never_removes_the_container_that_ran_before(
     prod.on([*INSPECT, "web"], Reply(1, "[]", "Error: No such container: web\n"))
     asyncio.run(start.undo())
     assert prod.ran[-1] == [*INSPECT, "web"]
+
+
+def test_the_dry_run_shows_the_transfer_it_will_run(hosts: ScriptedHosts, make_config) -> None:
+    """Compression is chosen while planning: TO has no zstd here, so gzip on both sides."""
+    cfg = make_config()
+    hosts["test-1"].replay(BEFORE)
+    hosts["prod-1"].replay(BEFORE)
+    p, _ = plan(cfg, hosts)
+    hosts["prod-1"].on(di.compressors(), Reply(0, "gzip\n"))
+    again, _ = plan_with_tools(cfg, hosts)
+    [send] = [s for s in again.steps if s.name.startswith("transfer images")]
+    assert send.params["compression"] == "gzip"
+    assert send.commands == [
+        "test-1: " + short_command(di.save(["ferryman-app:v2"], "gzip")),
+        "  | prod-1: " + short_command(di.load("gzip"))]
+    [first] = [s for s in p.steps if s.name.startswith("transfer images")]
+    assert first.params["compression"] == "zstd"
+
+
+def plan_with_tools(cfg: Any, hosts: ScriptedHosts) -> tuple[release.Plan, Collector]:
+    """Plans without scripting the compressors again (the test set them)."""
+    bus = EventBus("release")
+    seen = Collector()
+    bus.add(seen)
+    return asyncio.run(release.plan_release(cfg, hosts.pool(cfg), "test", "prod", [],
+                                            bus)), seen
