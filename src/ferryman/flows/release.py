@@ -17,7 +17,7 @@ from typing import Any
 from ..config import Config
 from ..docker import commands as dc
 from ..docker import images as di
-from ..docker.compose import file_version
+from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
@@ -28,7 +28,6 @@ from ..steps import Outcome, Step, run_steps
 from ..transport import Host
 from . import lock
 from . import recreate as rc
-from .check import compose_flavour
 from .guards import guard_steps
 from .history import prune_kept, record_release
 from .transfer import ImageToSend, StreamTransfer, Transfer

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from ..docker.compose import file_version
+from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..errors import BadInput, PreconditionFailed
 from ..hosts import HostPool
 from ..state import release_id
 from . import recreate as rc
-from .check import compose_flavour
 from .history import read_history
 from .release import Plan, lock_step
 
