@@ -68,3 +68,9 @@ def test_engine_image_volume_network_builders_exact_argv() -> None:
         "docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", "a", "b"]
     assert dc.network_names() == ["docker", "network", "ls", "--format", "{{.Name}}"]
     assert dc.inspect_networks(["n1", "n2"]) == ["docker", "network", "inspect", "n1", "n2"]
+
+
+def test_exec_in_exact_argv() -> None:
+    assert dc.exec_in("db", ["pg_dump", "shop"]) == ["docker", "exec", "db", "pg_dump", "shop"]
+    assert dc.exec_in("db", ["pg_restore"], user="postgres", interactive=True) == [
+        "docker", "exec", "-i", "-u", "postgres", "db", "pg_restore"]

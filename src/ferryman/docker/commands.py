@@ -17,6 +17,13 @@ def container_image_id(name: str) -> list[str]:
     return ["docker", "inspect", "--format", "{{.Image}}", name]
 
 
+def exec_in(container: str, argv: Sequence[str], *, user: str | None = None,
+            interactive: bool = False) -> list[str]:
+    """argv run inside a running container; interactive keeps stdin open to feed it."""
+    return ["docker", "exec", *(["-i"] if interactive else []), *(["-u", user] if user else []),
+            container, *argv]
+
+
 def docker_version() -> list[str]:
     return ["docker", "version", "--format", "{{json .}}"]
 
