@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..config import Config
 from ..config.schema import Guard
 from ..docker import commands as dc
-from ..errors import FerrymanError
+from ..errors import FlowFailed
 from ..guards import GuardError, check_json
 from ..hosts import HostPool
-from ..state import write_file
+from ..state import ABSENT, read_file, write_file
 from ..steps import Step
 from ..transport import CommandFailed, Host
+from ..undo import UndoContext, undoer
 from .health import wait_healthy
 
 
@@ -44,16 +46,16 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
     changed: dict[str, bool] = {}
 
     async def run() -> str:
-        res = await host.run(["cat", guard.file], timeout=30)
+        res = await host.run(read_file(guard.file), timeout=30)
+        if res.exit_status == ABSENT:
+            return f"{guard.file} does not exist on {host_label}: nothing to guard"
         if not res.ok:
-            if "No such file" in res.stderr:
-                return f"{guard.file} does not exist on {host_label}: nothing to guard"
             raise CommandFailed(res, f"cannot read {guard.file} on {host_label}")
         try:
             verdict = check_json(res.stdout, guard.key_path, own)
         except GuardError as exc:
-            raise FerrymanError(f"{guard.file} on {host_label}: {exc}",
-                                hint=f"fix the file, or the guard on {guard.key}") from exc
+            raise FlowFailed(f"{guard.file} on {host_label}: {exc}", host=host_label,
+                             hint=f"fix the file, or the guard on {guard.key}") from exc
         if verdict.ok:
             return f"{guard.key} = {verdict.value}: names {env}"
         await host.run(["cp", "-p", guard.file, backup], timeout=30, check=True)
@@ -74,15 +76,31 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
         if restart:
             await restart()
 
-    cmds = [shlex.join(["cat", guard.file]),
+    cmds = [shlex.join(read_file(guard.file)),
             f"if {guard.key} does not name {own} or localhost: "
             + shlex.join(["cp", "-p", guard.file, backup]) + f"; rewrite {guard.key} in place"
             + (f"; docker restart {' '.join(guard.restart)}" if guard.restart and restart
                else "")]
+    data = {"kind": "guard", "host": host_label, "file": guard.file, "backup": backup,
+            "restart": guard.restart if restart else []}
     return Step(f"guard {guard.key} in {guard.file} on {host_label}", run, undo,
+                undo_data=data,
                 params={"file": guard.file, "key": guard.key, "must_name": own,
                         "restart": guard.restart},
                 host=host_label, commands=cmds, undo_if_failed=True)
+
+
+_RESTORE = '[ -e "$1" ] || exit 0; cat "$1" > "$2"'
+
+
+@undoer("guard")
+async def _undo_guard(ctx: UndoContext, d: dict[str, Any]) -> None:
+    """From a journal: the backup, when the run got as far as making it, goes back in place."""
+    host = ctx.host(d["host"])
+    await host.run(["sh", "-c", _RESTORE, "ferryman-restore", d["backup"], d["file"]],
+                   timeout=30, check=True)
+    if d.get("restart"):
+        await _restart(ctx.cfg, ctx.pool, ctx.env, d["host"], host, d["restart"])
 
 
 async def guard_steps(cfg: Config, pool: HostPool, env: str, rid: str) -> list[Step]:

@@ -11,7 +11,7 @@ from ..checks.proxy import render as render_block
 from ..config import Config
 from ..events import EventBus
 from ..hosts import HostPool
-from ..state import LockOwner, state_dir
+from ..state import state_dir
 from ..steps import Outcome, Step, run_steps
 from ..transport import CommandFailed, Host
 from ..transport.base import short_command
@@ -76,12 +76,8 @@ async def proxy_config(cfg: Config, pool: HostPool, env: str, label: str, domain
         return result, None
     path = target_path(cfg.project, domain, place.nginx, place.dirs, path)
     steps = write_steps(ctx.host, label, result, path, f"{path}.ferryman-{stamp}.bak")
-    # The environment's lock, taken and given back here only.
-    lock_at = lock.lock_host(cfg, pool, env)
-    owner = LockOwner.mine(f"proxy-config {env} --domain {domain}")
-    await lock.take(lock_at, cfg.project, env, owner)
-    try:
-        outcome = await run_steps(bus, steps, {"env": env, "host": label, "domain": domain})
-    finally:
-        await lock.give_back(lock_at, cfg.project, owner)
+    # Under the environment's lock, taken and given back by the step runner.
+    held = lock.env_lock(cfg, pool, env, f"proxy-config {env} --domain {domain}")
+    outcome = await run_steps(bus, steps, {"env": env, "host": label, "domain": domain},
+                              locks=[held])
     return result, outcome

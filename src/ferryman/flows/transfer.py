@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..docker import images as di
+from ..errors import Mismatch
 from ..events import EventBus
 from ..transport import CommandFailed, Host, pipe
 
@@ -30,10 +31,10 @@ class Sent:
     seconds: float
 
 
-class ImageMismatch(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.hint = "run the release again; if it repeats, compare `docker image inspect` on both"
+class ImageMismatch(Mismatch):
+    def __init__(self, message: str, host: str | None = None) -> None:
+        super().__init__(message, "run the release again; if it repeats, compare "
+                         "`docker image inspect` on both", host=host)
 
 
 class Transfer(Protocol):
@@ -54,8 +55,7 @@ async def verify(dst: Host, images: list[ImageToSend]) -> None:
         if got != img.image_id:
             raise ImageMismatch(
                 f"after the load, {dst.label} has {img.ref} = {got or 'nothing'}, "
-                f"expected {img.image_id}"
-            )
+                f"expected {img.image_id}", host=dst.label)
 
 
 class StreamTransfer:

@@ -13,6 +13,7 @@ on a host.
 
 from .apply import restore
 from .plan import DataState
+from .quiesce import Quiesce
 from .site import DataMismatch, Site, live_folders, site, wanted_items
 from .snapshot import backup
 from .store import Mount, discover, download, list_backups, prune, read_manifest, upload
@@ -20,7 +21,7 @@ from .sync import sync
 from .verify import drill, verify_archives
 
 __all__ = [
-    "DataMismatch", "DataState", "Mount", "Site", "backup", "discover", "download", "drill",
-    "list_backups", "live_folders", "prune", "read_manifest", "restore", "site", "sync",
-    "upload", "verify_archives", "wanted_items",
+    "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "backup", "discover", "download",
+    "drill", "list_backups", "live_folders", "prune", "read_manifest", "restore", "site",
+    "sync", "upload", "verify_archives", "wanted_items",
 ]

@@ -10,7 +10,7 @@ from ...data import archive as ar
 from ...docker import commands as dc
 from ...docker.images import DECOMPRESS
 from ...docker.inspect import parse_containers
-from ...errors import FerrymanError, PreconditionFailed
+from ...errors import FlowFailed, PreconditionFailed
 from ...events import EventBus
 from ...hosts import HostPool
 from ...steps import Outcome, Step
@@ -105,7 +105,7 @@ def _dump_step(s: Site, m: ar.Manifest, item: ar.Item, archive: str, safety: Sna
 
     async def undo() -> None:
         if state.safety is None or back_argv is None:
-            raise FerrymanError(f"no safety dump of {item.label} to load back")
+            raise FlowFailed(f"no safety dump of {item.label} to load back")
         await load(back_argv)
 
     return Step(f"load {item.label} on {s.label}", run, undo, host=s.label,

@@ -1,42 +1,26 @@
-"""Running a data flow: the environment locks first, given back whatever happens."""
+"""Running a data flow: under the lock of every environment it touches (taken by the step
+runner), with its journal on those hosts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ...events import EventBus
-from ...state import LockOwner
+from ...journal import Journal
+from ...locking import EnvLock, LockOwner
 from ...steps import Outcome, Step, run_steps
-from .. import lock
 from .plan import DataState
 from .site import Site
-
-
-def lock_step(s: Site, owner: LockOwner, held: dict[str, bool]) -> Step:
-    # The one place a data flow takes its lock.
-    async def run() -> str:
-        await lock.take(s.host, s.cfg.project, s.env, owner)
-        held[s.env] = True
-        return f"locked by {owner.owner}"
-
-    return Step(f"lock {s.env} on {s.label}", run, params={"command": owner.command})
-
-
-async def release_locks(sites: list[Site], owner: LockOwner, held: dict[str, bool]) -> None:
-    for s in sites:
-        if held.get(s.env):
-            await lock.give_back(s.host, s.cfg.project, owner)
 
 
 async def run_flow(bus: EventBus, sites: list[Site], command: str, steps: list[Step],
                    params: dict[str, Any], dry_run: bool) -> Outcome:
     owner = LockOwner.mine(command)
-    held: dict[str, bool] = {}
-    steps = [lock_step(s, owner, held) for s in sites] + steps
-    try:
-        return await run_steps(bus, steps, params, dry_run=dry_run)
-    finally:
-        await release_locks(sites, owner, held)
+    locks = [EnvLock(s.env, s.label, s.host, s.cfg.project, owner) for s in sites]
+    journal = Journal(bus.flow, str(params.get("id", "")), sites[-1].env, sites[-1].cfg.project,
+                      owner.owner, owner.command, context=dict(params),
+                      hosts=[(s.label, s.host) for s in sites])
+    return await run_steps(bus, steps, params, locks=locks, journal=journal, dry_run=dry_run)
 
 
 def say_where(bus: EventBus, outcome: Outcome, state: DataState, s: Site,

@@ -10,14 +10,14 @@ from ...config.schema import Data
 from ...data import archive as ar
 from ...docker import commands as dc
 from ...docker.images import pick_compression
-from ...errors import BadInput, FerrymanError, PreconditionFailed
+from ...errors import BadInput, Mismatch, PreconditionFailed
 from ...hosts import HostPool
 from ...transport import Host
 from ..transfer import tools
 
 
-class DataMismatch(FerrymanError):
-    pass
+class DataMismatch(Mismatch):
+    """An archive or an unpacked item is not what its manifest says."""
 
 
 @dataclass
