@@ -7,6 +7,7 @@ Each host runs the demo app plus: `writer`, which keeps changing files in the vo
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -179,6 +180,11 @@ def test_prod_confirmation_dry_run_and_bad_input_change_nothing(demo: Demo) -> N
     dry = cli(demo, "sync-data", "test", "prod", "--dry-run")
     assert dry.code == 0, dry.err
     assert "swap in folder /srv/shop/files on prod-1" in dry.err
+    # The lines printed are the argvs the steps run, with the real folders and compressor.
+    assert re.search(r"\$ ferryman-pack /srv/shop/files /var/lib/ferryman/backups/shop/"
+                     r"b\d{8}-\d{6}[^/ ]*/path-srv_shop_files\.tar\.(zst|gz) ", dry.err), dry.err
+    assert re.search(r"\$ ferryman-swap /srv/shop/files /srv/shop/files\.ferryman-new "
+                     r"/srv/shop/files\.ferryman-old-r\d{8}-\d{6}", dry.err), dry.err
     assert "nothing was changed" in dry.err
     assert sh(demo, "prod", "ls /var/lib/ferryman/backups 2>/dev/null || true") == ""
     assert sh(demo, "test", "ls /var/lib/ferryman/backups 2>/dev/null || true") == ""

@@ -90,3 +90,19 @@ def test_retention_keeps_newest_and_recent() -> None:
     assert [x.id[:9] for x in ar.beyond_retention(backups, 2, 14, now)] == [
         "b20261101", "b20261105"]
     assert ar.beyond_retention(backups[:2], 7, None, now) == []
+
+
+def test_dump_and_load_commands_exact_argv() -> None:
+    pg = ar.Item("dump", "pg/shop", engine="postgres", user="app")
+    assert ar.dump_command(pg) == ["docker", "exec", "-u", "postgres", "pg", "pg_dump",
+                                   "-U", "app", "-Fc", "shop"]
+    assert ar.load_command(pg) == ["docker", "exec", "-i", "-u", "postgres", "pg", "pg_restore",
+                                   "-U", "app", "-d", "shop", "--clean", "--if-exists",
+                                   "--no-owner", "--single-transaction"]
+    my = ar.Item("dump", "maria/shop", engine="mysql")
+    dump, load = ar.dump_command(my), ar.load_command(my)
+    assert dump[:5] == ["docker", "exec", "maria", "sh", "-c"]
+    assert dump[6:] == ["ferryman-dump", "root", "shop", "mysqldump", "--single-transaction",
+                        "--routines", "--triggers"]
+    assert load[:6] == ["docker", "exec", "-i", "maria", "sh", "-c"]
+    assert load[7:] == ["ferryman-load", "root", "shop", "mysql"]

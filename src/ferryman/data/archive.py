@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..docker import commands as dc
 from ..docker.images import COMPRESS, DECOMPRESS
 from ..state import ID_PATTERN as ID_PATTERN
 from ..state import stamp_id
@@ -176,21 +177,23 @@ def archive_name(item: Item, compression: str) -> str:
 
 def dump_command(item: Item) -> list[str]:
     if item.engine == "postgres":
-        return ["docker", "exec", "-u", "postgres", item.container, "pg_dump",
-                "-U", item.user or "postgres", "-Fc", item.database]
-    return ["docker", "exec", item.container, "sh", "-c", _MYSQL_AUTH, "ferryman-dump",
-            item.user or "root", item.database, "mysqldump", "--single-transaction",
-            "--routines", "--triggers"]
+        return dc.exec_in(item.container, ["pg_dump", "-U", item.user or "postgres", "-Fc",
+                                           item.database], user="postgres")
+    return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-dump",
+                                       item.user or "root", item.database, "mysqldump",
+                                       "--single-transaction", "--routines", "--triggers"])
 
 
 def load_command(item: Item) -> list[str]:
     if item.engine == "postgres":
         # One transaction: a restore that fails midway leaves the database as it was.
-        return ["docker", "exec", "-i", "-u", "postgres", item.container, "pg_restore",
-                "-U", item.user or "postgres", "-d", item.database, "--clean", "--if-exists",
-                "--no-owner", "--single-transaction"]
-    return ["docker", "exec", "-i", item.container, "sh", "-c", _MYSQL_AUTH, "ferryman-load",
-            item.user or "root", item.database, "mysql"]
+        return dc.exec_in(item.container, ["pg_restore", "-U", item.user or "postgres",
+                                           "-d", item.database, "--clean", "--if-exists",
+                                           "--no-owner", "--single-transaction"],
+                          user="postgres", interactive=True)
+    return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-load",
+                                       item.user or "root", item.database, "mysql"],
+                      interactive=True)
 
 
 def dump(item: Item, out: str, compression: str) -> list[str]:
@@ -250,10 +253,6 @@ def parse_sha256(stdout: str) -> dict[str, str]:
         if path:
             out[path] = digest
     return out
-
-
-def volume_mountpoints(names: list[str]) -> list[str]:
-    return ["docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", *names]
 
 
 def host_clock() -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import Config
 from ..config.schema import Guard
+from ..docker import commands as dc
 from ..errors import FlowFailed
 from ..guards import GuardError, check_json
 from ..hosts import HostPool
@@ -29,7 +30,8 @@ async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host:
     for place in pool.placements(env, services):
         if place.host != host_label:
             continue
-        await host.run(["docker", "restart", place.container], timeout=120, check=True)
+        await host.run(dc.restart_container(place.container, None), timeout=120,
+                       check=True)
         await wait_healthy(host, place.service, place.container,
                            cfg.services[place.service].health)
         done.append(place.service)

@@ -16,7 +16,7 @@ from typing import Any
 from ..config import Config
 from ..docker import commands as dc
 from ..docker import images as di
-from ..docker.compose import file_version
+from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
@@ -29,7 +29,6 @@ from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
 from ..undo import UndoContext, bound, undoer
 from . import recreate as rc
-from .check import compose_flavour
 from .guards import guard_steps
 from .history import prune_kept, record_release
 from .lock import env_lock

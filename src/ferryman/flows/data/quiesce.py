@@ -1,0 +1,76 @@
+"""Stopping and starting the business containers around a snapshot or an apply.
+
+They are stopped, and verified stopped, before a byte is read; started again in reverse
+order, always, also when the snapshot failed (the stop step's undo)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...docker import commands as dc
+from ...docker.inspect import parse_containers
+from ...errors import PreconditionFailed
+from ...steps import Step
+from ...transport.base import short_command
+from ..health import wait_healthy
+from .site import Site
+
+
+@dataclass
+class Quiesce:
+    site: Site
+    stopped: list[str] = field(default_factory=list)  # the ones we stopped, in stop order
+
+    @property
+    def names(self) -> list[str]:
+        return self.site.data.stop
+
+    async def stop(self) -> str:
+        names = self.names
+        if not names:
+            return "no containers to stop (data.stop is empty)"
+        host = self.site.host
+        now = parse_containers((await host.run(dc.inspect_containers(names), timeout=60)).stdout)
+        for name in names:
+            if name in now and now[name].status in ("running", "restarting", "paused"):
+                await host.run(dc.stop_container(name), timeout=180, check=True)
+                self.stopped.append(name)
+        # Verified, not assumed: a restart policy or an operator may have started one again.
+        after = parse_containers((await host.run(dc.inspect_containers(names),
+                                                 timeout=60)).stdout)
+        still = [n for n in names if n in after and after[n].running]
+        if still:
+            raise PreconditionFailed(f"still running after docker stop: {', '.join(still)}",
+                                     hint="a restart policy or supervisor restarts them")
+        absent = [n for n in names if n not in after]
+        note = f"; not on this host: {', '.join(absent)}" if absent else ""
+        return f"stopped {', '.join(self.stopped) or 'nothing (all were stopped)'}{note}"
+
+    async def start(self) -> str:
+        """Starts what we stopped, in reverse order, then waits for each to be healthy."""
+        cfg = self.site.cfg
+        by_container = {s.container_name: s for s in cfg.services.values()}
+        for name in reversed(self.stopped):
+            await self.site.host.run(dc.start_container(name), timeout=180, check=True)
+        for name in reversed(self.stopped):
+            svc = by_container.get(name)
+            await wait_healthy(self.site.host, svc.name if svc else name, name,
+                               svc.health if svc else None)
+        return f"started {', '.join(reversed(self.stopped)) or 'nothing'}"
+
+    async def stop_again(self) -> None:
+        for name in self.stopped:
+            await self.site.host.run(dc.stop_container(name), timeout=180)
+
+    def steps(self, what: str) -> tuple[Step, Step]:
+        names, label = self.names, self.site.label
+        # The dry run shows every candidate; the run skips those already stopped.
+        stop = Step(f"stop business containers on {label}", self.stop, self.start,
+                    params={"order": names, "keep_running": self.site.data.never_stop},
+                    host=label, undo_if_failed=True,
+                    commands=[short_command(dc.stop_container(n)) for n in names])
+        start = Step(f"start business containers on {label}", self.start,
+                     self.stop_again, params={"order": list(reversed(names)), "after": what},
+                     host=label, undo_if_failed=True,
+                     commands=[short_command(dc.start_container(n)) for n in reversed(names)])
+        return stop, start
