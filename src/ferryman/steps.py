@@ -9,6 +9,7 @@ runs the undos of the finished steps in reverse, and says what each host is left
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,18 @@ if TYPE_CHECKING:
     from .locking import EnvLock
 
 Action = Callable[[], Awaitable[Any]]
+# The journal and the step running now: a step that learns what its undo needs as it goes
+# (which containers it is about to stop) saves it with note_undo() before it changes anything.
+_running: contextvars.ContextVar[tuple[Journal, int, Step] | None] = contextvars.ContextVar(
+    "ferryman_running_step", default=None)
+
+
+async def note_undo() -> None:
+    """Saves the running step's undo_data (as it stands now) in the journal."""
+    running = _running.get()
+    if running is not None:
+        journal, n, step = running
+        await journal.noted(n, step)
 Finish = Callable[["Outcome"], Awaitable[Any]]
 
 
@@ -170,7 +183,11 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
                 await journal.started(n, total, step)
             bus.emit("step_start", n=n, m=total, name=step.name, params=step.params,
                      host=step.host)
-            outcome.results[step.name] = await step.run()
+            token = _running.set((journal, n, step) if journal is not None else None)
+            try:
+                outcome.results[step.name] = await step.run()
+            finally:
+                _running.reset(token)
             if journal is not None and step.changes:
                 await journal.finished(n, step)
         except (Exception, asyncio.CancelledError) as caught:

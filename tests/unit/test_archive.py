@@ -61,6 +61,20 @@ def test_swap_and_unswap(tmp_path: Path) -> None:
     assert fresh.exists()
     assert run(ar.unswap(str(fresh), str(fresh_new), str(tmp_path / "fresh.old"))).returncode == 0
     assert not fresh.exists()
+    # Cut before the swap began (an abort from a journal): live keeps the old data.
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "v").write_text("old")
+    (tmp_path / "again.new").mkdir()
+    assert run(ar.unswap(str(again), str(tmp_path / "again.new"),
+                         str(tmp_path / "again.old"))).returncode == 0
+    assert (again / "v").read_text() == "old" and (tmp_path / "again.new").exists()
+    # Cut between its two moves: live was set aside, the new data not yet in place.
+    (tmp_path / "again.new" / "v").write_text("new")
+    again.rename(tmp_path / "again.old")
+    assert run(ar.unswap(str(again), str(tmp_path / "again.new"),
+                         str(tmp_path / "again.old"))).returncode == 0
+    assert (again / "v").read_text() == "old" and not (tmp_path / "again.old").exists()
 
 
 def test_manifest_round_trip_and_listing() -> None:

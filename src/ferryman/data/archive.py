@@ -61,9 +61,12 @@ echo "$files $bytes"
 # A live folder that does not exist yet (first sync to a new server) is simply created.
 _SWAP = 'if [ -e "$1" ]; then mv -T -- "$1" "$3" || exit 1; fi; mv -T -- "$2" "$1"'
 # And back: live (the new data) -> staged, old -> live.
+# And back, from wherever a swap stopped: old set aside (the swap began) -> put it back; no
+# old and no staged: a live folder the swap created -> staged again; staged still there with
+# no old: the swap never began, live holds the old data -> nothing to do.
 _UNSWAP = (
-    'if [ -e "$1" ]; then mv -T -- "$1" "$2" || exit 1; fi; '
-    'if [ -e "$3" ]; then mv -T -- "$3" "$1"; fi; exit 0'
+    'if [ -e "$3" ]; then if [ -e "$1" ]; then mv -T -- "$1" "$2" || exit 1; fi; '
+    'mv -T -- "$3" "$1"; elif [ ! -e "$2" ] && [ -e "$1" ]; then mv -T -- "$1" "$2"; fi'
 )
 
 

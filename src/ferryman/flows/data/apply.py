@@ -5,6 +5,8 @@ manifest, swapped in; on any failure the old data is swapped back and the servic
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...config import Config
 from ...data import archive as ar
 from ...docker import commands as dc
@@ -109,6 +111,8 @@ def _dump_step(s: Site, m: ar.Manifest, item: ar.Item, archive: str, safety: Sna
         await load(back_argv)
 
     return Step(f"load {item.label} on {s.label}", run, undo, host=s.label,
+                undo_data={"kind": "commands", "host": s.label, "argvs": [back_argv]}
+                if back_argv else None,
                 params={"archive": archive, "engine": item.engine}, undo_if_failed=True,
                 commands=lines([load_argv]))
 
@@ -143,12 +147,21 @@ def _item_steps(s: Site, m: ar.Manifest, st: Staging, state: DataState) -> list[
         await s.host.run(st.unswap(await live()), timeout=60, check=True)
 
     create = [dc.create_volume(item.name)] if item.kind == "volume" and st.live is None else []
+    # Undos as data where the live folder is known while planning (a volume created by the
+    # run is not: abort then leaves its staged copy, named .ferryman-new, for the operator).
+    known = st.live is not None
+
+    def undone(argv: list[str]) -> dict[str, Any] | None:
+        return {"kind": "commands", "host": s.label, "argvs": [argv]} if known else None
+
     return [
         Step(f"unpack {item.label} beside the live data on {s.label}", unpack, drop_staged,
+             undo_data=undone(remove([st.paths()[1]])),
              params={"archive": st.archive, "files": item.files, "bytes": item.bytes},
              host=s.label, undo_if_failed=True,
              commands=lines([*create, *st.unpack(m.compression)])),
         Step(f"swap in {item.label} on {s.label}", swap, unswap, host=s.label,
+             undo_data=undone(st.unswap()),
              undo_if_failed=True, commands=lines([st.swap()])),
     ]
 

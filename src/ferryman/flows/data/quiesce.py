@@ -6,12 +6,14 @@ order, always, also when the snapshot failed (the stop step's undo)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...docker import commands as dc
 from ...docker.inspect import parse_containers
 from ...errors import PreconditionFailed
-from ...steps import Step
+from ...steps import Step, note_undo
 from ...transport.base import short_command
+from ...undo import UndoContext, undoer
 from ..health import wait_healthy
 from .site import Site
 
@@ -20,6 +22,9 @@ from .site import Site
 class Quiesce:
     site: Site
     stopped: list[str] = field(default_factory=list)  # the ones we stopped, in stop order
+    # The ones found running, journalled before the first stop: from another process, abort
+    # starts exactly those (and stops them again if the start step was cut).
+    running: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -31,6 +36,9 @@ class Quiesce:
             return "no containers to stop (data.stop is empty)"
         host = self.site.host
         now = parse_containers((await host.run(dc.inspect_containers(names), timeout=60)).stdout)
+        self.running[:] = [n for n in names if n in now
+                           and now[n].status in ("running", "restarting", "paused")]
+        await note_undo()
         for name in names:
             if name in now and now[name].status in ("running", "restarting", "paused"):
                 await host.run(dc.stop_container(name), timeout=180, check=True)
@@ -64,13 +72,39 @@ class Quiesce:
 
     def steps(self, what: str) -> tuple[Step, Step]:
         names, label = self.names, self.site.label
+        both = {"host": label, "names": self.running}
         # The dry run shows every candidate; the run skips those already stopped.
         stop = Step(f"stop business containers on {label}", self.stop, self.start,
+                    undo_data={"kind": "start-containers", **both},
                     params={"order": names, "keep_running": self.site.data.never_stop},
                     host=label, undo_if_failed=True,
                     commands=[short_command(dc.stop_container(n)) for n in names])
         start = Step(f"start business containers on {label}", self.start,
-                     self.stop_again, params={"order": list(reversed(names)), "after": what},
+                     self.stop_again, undo_data={"kind": "stop-containers", **both},
+                     params={"order": list(reversed(names)), "after": what},
                      host=label, undo_if_failed=True,
                      commands=[short_command(dc.start_container(n)) for n in reversed(names)])
         return stop, start
+
+
+@undoer("start-containers")
+async def _undo_stop(ctx: UndoContext, d: dict[str, Any]) -> str:
+    """From a journal: start, in reverse order, those that ran before and are stopped now."""
+    host = ctx.host(d["host"])
+    now = parse_containers((await host.run(dc.inspect_containers(d["names"]),
+                                           timeout=60)).stdout)
+    todo = [n for n in reversed(d["names"]) if n in now and not now[n].running]
+    for name in todo:
+        await host.run(dc.start_container(name), timeout=180, check=True)
+    by_container = {s.container_name: s for s in ctx.cfg.services.values()}
+    for name in todo:
+        svc = by_container.get(name)
+        await wait_healthy(host, svc.name if svc else name, name, svc.health if svc else None)
+    return f"started {', '.join(todo) or 'nothing'}"
+
+
+@undoer("stop-containers")
+async def _undo_start(ctx: UndoContext, d: dict[str, Any]) -> None:
+    host = ctx.host(d["host"])
+    for name in d["names"]:
+        await host.run(dc.stop_container(name), timeout=180)

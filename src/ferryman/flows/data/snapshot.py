@@ -64,6 +64,8 @@ def snapshot_step(s: Site, q: Quiesce, p: SnapshotPlan, state: DataState) -> Ste
     name = (f"safety backup {p.bid} on {s.label}" if safety
             else f"snapshot {s.env} on {s.label}")
     return Step(name, run, None if safety else undo,
+                undo_data=None if safety else {"kind": "commands", "host": s.label,
+                                               "argvs": [remove([p.folder])]},
                 params={"id": p.bid, "volumes": s.data.volumes, "paths": s.data.paths,
                         "into": p.folder}, host=s.label, undo_if_failed=not safety,
                 commands=lines([*p.argvs, write_file(p.manifest_path)]))
