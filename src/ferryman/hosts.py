@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .config import Config
-from .config.schema import HostSpec, parse_address
-from .errors import BadInput
+from .config.schema import HostSpec, Service, parse_address
+from .docker import compose as dcompose
+from .errors import BadInput, PreconditionFailed
 from .events import EventBus, ObservedHost
-from .transport import Host, LocalHost, SshHost, SshTarget
+from .transport import Host, LocalHost, SshHost, SshTarget, TransportError
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class HostPool:
         self.cfg = cfg
         self.bus = bus
         self._hosts: dict[tuple[str, str], Host] = {}
+        # (env, host) -> service -> container, for services named by compose labels
+        self._named: dict[tuple[str, str], dict[str, str]] = {}
 
     def env(self, name: str):  # type: ignore[no-untyped-def]
         try:
@@ -96,12 +99,72 @@ class HostPool:
             svc = self.cfg.services[name]
             for spec in self.env(env).hosts:
                 if svc.hosts is None or spec.label in svc.hosts:
-                    out.append(Placement(env, spec.label, name, svc.container_name))
+                    out.append(Placement(env, spec.label, name, self._container(env, spec, svc)))
         return out
+
+    def _container(self, env: str, spec: HostSpec, svc: Service) -> str:
+        if svc.compose is None:
+            return svc.container_name
+        named = self._named.get((env, spec.label))
+        if named is None:
+            raise RuntimeError(f"{svc.name} is named by compose labels: "
+                               f"`await pool.resolve({env!r})` before its placements")
+        return named[svc.name]
+
+    async def resolve(self, env: str) -> None:
+        """Finds on each host of `env` the container of every service named by compose
+        project and service (`services.X.compose`); one `docker ps` per host, once per run.
+
+        A host that cannot be read keeps the fallback names: the next command there fails
+        and says why.
+        """
+        by_label = [(spec, [s for s in self.cfg.services.values()
+                            if s.compose is not None and s.runs_on(spec)])
+                    for spec in self.env(env).hosts if (env, spec.label) not in self._named]
+        wanted = [(spec, svcs) for spec, svcs in by_label if svcs]
+        for spec, _ in by_label:
+            self._named.setdefault((env, spec.label), {})
+
+        async def one(spec: HostSpec, svcs: list[Service]) -> None:
+            listing = None
+            try:
+                res = await self.host(env, spec.label).run(dcompose.list_containers(),
+                                                           timeout=60)
+                listing = dcompose.parse_listing(res.stdout) if res.ok else None
+            except TransportError:
+                pass
+            self._named[(env, spec.label)] = locate_services(svcs, listing, spec.label)
+
+        await asyncio.gather(*(one(spec, svcs) for spec, svcs in wanted))
 
     async def close(self) -> None:
         await asyncio.gather(*(h.close() for h in self._hosts.values()), return_exceptions=True)
         self._hosts.clear()
+
+
+def locate_services(services: list[Service], listing: list[dcompose.Listed] | None,
+                    host: str) -> dict[str, str]:
+    """service -> container on one host, for services named by compose labels. Without a
+    listing, or where no container carries the labels, the first that exists of `container`
+    and compose's own names (v2, v1); where none exists (a bootstrap), `container` or the v2
+    name."""
+    out = {}
+    for svc in services:
+        assert svc.compose is not None
+        project, service = svc.compose.project, svc.compose.service
+        fallbacks = ([svc.container] if svc.container else []) + dcompose.default_names(
+            project, service)
+        found = None
+        if listing is not None:
+            try:
+                found = dcompose.locate(listing, project, service, fallbacks)
+            except dcompose.AmbiguousService as exc:
+                raise PreconditionFailed(
+                    f"{svc.name} on {host}: {exc}",
+                    hint=f"name the container with services.{svc.name}.container instead "
+                         "of compose") from None
+        out[svc.name] = found or fallbacks[0]
+    return out
 
 
 def by_host(placements: list[Placement]) -> Iterator[tuple[tuple[str, str], list[Placement]]]:

@@ -136,6 +136,7 @@ async def published_ports(ctx: HostContext) -> dict[str, int]:
 async def proxy_config(cfg: Config, pool: HostPool, env: str, label: str, domain: str, *,
                        stamp: str, path: str | None = None, root: str | None = None,
                        api: str | None = None, write: bool = True) -> ProxyResult:
+    await pool.resolve(env)
     ctx = HostContext(cfg, pool, env, label, stamp=stamp)
     routes = pick_routes(await published_ports(ctx), root, api)
     result = ProxyResult(env, label, domain, routes, render(domain, routes))

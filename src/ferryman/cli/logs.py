@@ -47,6 +47,7 @@ def logs(
 
     async def go() -> int:
         async with open_pool(cfg) as pool:
+            await pool.resolve(env)
             places = pool.placements(env, [service])
             many = len(places) > 1
             codes = await asyncio.gather(*(

@@ -298,8 +298,18 @@ class Health(_Model):
         return value
 
 
+class ComposeName(_Model):
+    """A compose service named by its project and service, as its container labels say."""
+
+    project: NonEmpty
+    service: NonEmpty
+
+
 class Service(_Model):
     container: DockerName | None = None
+    # Found on each host by the labels com.docker.compose.project/service, so one name fits
+    # compose v1 (project_service_1) and v2 (project-service-1); `container` is the fallback.
+    compose: ComposeName | None = None
     hosts: list[NonEmpty] | None = None  # host labels; None: every host of the environment
     health: Health | None = None
 

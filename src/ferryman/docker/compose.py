@@ -1,4 +1,5 @@
-"""docker compose (v2 plugin) and docker-compose (v1): pin one service's image and bring it up.
+"""docker compose (v2 plugin) and docker-compose (v1): pin one service's image and bring it up,
+and find a service's container by its compose labels.
 
 The operator's compose files are never edited: an override file beside ferryman's state
 pins the image, and only that service is recreated.
@@ -7,6 +8,7 @@ pins the image, and only that service is recreated.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .inspect import ComposeInfo
 
@@ -29,6 +31,77 @@ def binary(v2: bool) -> list[str]:
 
 
 def up_service(info: ComposeInfo, override_path: str, v2: bool) -> list[str]:
-    files = [arg for f in [*info.config_files, override_path] for arg in ("-f", f)]
+    # After a release the labels list ferryman's override among the files: name it once, last.
+    own = [f for f in info.config_files if f != override_path]
+    files = [arg for f in [*own, override_path] for arg in ("-f", f)]
     return [*binary(v2), "-p", info.project, "--project-directory", info.working_dir, *files,
             "up", "-d", "--no-deps", info.service]
+
+
+# --- finding a service's container by its compose labels ----------------------------------
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+# A release sets the old container aside as NAME.ferryman-ID: never the service's container.
+KEPT_MARK = ".ferryman-"
+_LIST_FORMAT = "\t".join(["{{.Names}}", *(f'{{{{.Label "{k}"}}}}'
+                                          for k in (PROJECT_LABEL, SERVICE_LABEL, ONEOFF_LABEL))])
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One container of `docker ps -a`, with the compose labels that name it (or empty)."""
+
+    name: str
+    project: str = ""
+    service: str = ""
+    oneoff: bool = False
+
+
+class AmbiguousService(ValueError):
+    pass
+
+
+def list_containers() -> list[str]:
+    """Every container of the host with its compose project and service: one round trip
+    names all services of a host, whichever compose (or none) started them."""
+    return ["docker", "ps", "-a", "--no-trunc", "--format", _LIST_FORMAT]
+
+
+def parse_listing(stdout: str) -> list[Listed]:
+    out = []
+    for line in stdout.splitlines():
+        fields = line.split("\t")
+        if not fields[0].strip():
+            continue
+        fields += [""] * (4 - len(fields))
+        # Names lists legacy link aliases after the name itself.
+        name = fields[0].split(",")[0].strip()
+        out.append(Listed(name, fields[1], fields[2], fields[3].lower() == "true"))
+    return out
+
+
+def default_names(project: str, service: str) -> list[str]:
+    """The names compose gives the first container of a service: v2, then v1."""
+    return [f"{project}-{service}-1", f"{project}_{service}_1"]
+
+
+def locate(listing: list[Listed], project: str, service: str,
+           fallbacks: list[str]) -> str | None:
+    """The container of compose `project`/`service` on a host, by its labels; else the first
+    of `fallbacks` that exists (a container recreated by `docker run` keeps its name but not
+    the labels); None when there is none (a service yet to be created there).
+
+    `docker compose run` one-offs and containers set aside by a release are not candidates.
+    """
+    labelled = sorted(c.name for c in listing if c.project == project and c.service == service
+                      and not c.oneoff and KEPT_MARK not in c.name)
+    if len(labelled) > 1:
+        raise AmbiguousService(
+            f"compose service {project}/{service} has {len(labelled)} containers "
+            f"({', '.join(labelled)})")
+    if labelled:
+        return labelled[0]
+    names = {c.name for c in listing}
+    return next((n for n in fallbacks if n in names), None)

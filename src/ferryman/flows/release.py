@@ -72,6 +72,7 @@ async def _inspect_group(pool: HostPool, env: str, host: str,
 
 
 async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[str, Source]:
+    await pool.resolve(env)
     places = pool.placements(env, services or None)
     groups = list(by_host(places))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
@@ -142,6 +143,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     transfer = transfer or StreamTransfer()
     dst = pool.env(dst_env)
     plan.lock_host = dst.hosts[0].label
+    await pool.resolve(dst_env)
     targets = pool.placements(dst_env, list(sources))
     groups = list(by_host(targets))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
