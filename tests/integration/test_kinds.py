@@ -148,3 +148,32 @@ def test_doctor_restart_and_logs_on_trixie(mixed: Demo) -> None:
     assert inspect(mixed, "prod", "store-cart-1")["State"]["StartedAt"] != before
     logs = ferryman(mixed.config, "logs", "prod", "cart", "--tail", "5")
     assert logs.code == 0, logs.err
+
+
+DATA = """\
+data:
+  paths: [/srv/store]
+  stop: [cart]
+  backup_dir: /var/lib/ferryman/backups
+"""
+
+
+def test_sync_across_kinds_stops_cart_on_each_side_by_its_compose_name(mixed: Demo) -> None:
+    for role in ("test", "prod"):
+        sh(mixed, role, f"mkdir -p /srv/store && echo {role} > /srv/store/owner")
+    mixed.config.write_text(mixed.config.read_text() + DATA)
+    started = {"test": inspect(mixed, "test", "store_cart_1")["State"]["StartedAt"],
+               "prod": inspect(mixed, "prod", "store-cart-1")["State"]["StartedAt"]}
+
+    run = ferryman(mixed.config, "sync-data", "test", "prod", "--yes")
+    assert run.code == 0, run.err
+    assert sh(mixed, "prod", "cat /srv/store/owner").strip() == "test"
+    (snapshot,) = ferryman(mixed.config, "backups", "test", "--json").json()
+    assert snapshot["stopped"] == ["store_cart_1"]
+    stopped = {b["kind"]: b["stopped"]
+               for b in ferryman(mixed.config, "backups", "prod", "--json").json()}
+    assert stopped["safety"] == ["store-cart-1"]
+    # Each cart was stopped for the snapshot or the apply, and runs again.
+    for role, name in (("test", "store_cart_1"), ("prod", "store-cart-1")):
+        now = inspect(mixed, role, name)["State"]
+        assert now["Running"] and now["StartedAt"] != started[role]

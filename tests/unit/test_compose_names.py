@@ -174,3 +174,19 @@ def test_up_service_names_the_override_once() -> None:
         "docker", "compose", "-p", "shop", "--project-directory", "/opt/shop",
         "-f", "/opt/shop/docker-compose.yml", "-f", "/var/lib/ferryman/shop/compose/shop-api.yml",
         "up", "-d", "--no-deps", "api"]
+
+
+def test_data_stop_names_compose_services_by_their_key() -> None:
+    from ferryman.flows.data import Site
+
+    cfg = Config.model_validate({
+        "project": "shop",
+        "environments": {"test": {"hosts": [{"name": "t1", "address": "root@10.0.0.1"}]}},
+        "services": {"web": {}, "api": {"container": "shop-api"},
+                     "cart": {"compose": {"project": "store", "service": "cart"}}},
+        "data": {"stop": ["writer", "cart", "api"], "paths": ["/srv"]},
+    })
+    s = Site(cfg, "test", "t1", None, containers={"cart": "store_cart_1"})  # type: ignore[arg-type]
+    # Only a compose-named service's key is translated; other entries are container names.
+    assert s.stop == ["writer", "store_cart_1", "api"]
+    assert s.service_containers == {"web": "web", "shop-api": "api", "store_cart_1": "cart"}

@@ -44,6 +44,8 @@ class Site:
     env: str
     label: str
     host: Host
+    # service -> its container here, for services named by compose labels (located_site)
+    containers: dict[str, str] = field(default_factory=dict)
 
     @property
     def data(self) -> Data:
@@ -58,10 +60,34 @@ class Site:
     def folder(self, bid: str) -> str:
         return ar.folder(self.data.backup_dir, self.cfg.project, bid)
 
+    def container(self, name: str) -> str:
+        """A container of data.stop: its own name, or the key of a service named by compose
+        labels, whose container is named differently by compose v1 and v2."""
+        svc = self.cfg.services.get(name)
+        return self.containers.get(name, name) if svc and svc.compose else name
+
+    @property
+    def stop(self) -> list[str]:
+        return [self.container(n) for n in self.data.stop]
+
+    @property
+    def service_containers(self) -> dict[str, str]:
+        """container -> service, for every service of the config."""
+        return {self.containers.get(s.name, s.container_name): s.name
+                for s in self.cfg.services.values()}
+
 
 def site(cfg: Config, pool: HostPool, env: str) -> Site:
     label = pool.env(env).hosts[0].label
     return Site(cfg, env, label, pool.host(env, label))
+
+
+async def located_site(cfg: Config, pool: HostPool, env: str) -> Site:
+    """site(), knowing the containers of the services named by compose labels there."""
+    await pool.resolve(env)
+    s = site(cfg, pool, env)
+    s.containers = {p.service: p.container for p in pool.placements(env) if p.host == s.label}
+    return s
 
 
 def wanted_items(data: Data) -> list[ar.Item]:
@@ -105,7 +131,7 @@ class Quiesce:
     stopped: list[str] = field(default_factory=list)  # the ones we stopped, in stop order
 
     async def stop(self) -> str:
-        names = self.site.data.stop
+        names = self.site.stop
         if not names:
             return "no containers to stop (data.stop is empty)"
         now = parse_containers((await self.site.host.run(dc.inspect_containers(names),
@@ -128,7 +154,7 @@ class Quiesce:
     async def start(self) -> str:
         """Starts what we stopped, in reverse order, then waits for each to be healthy."""
         cfg = self.site.cfg
-        by_container = {s.container_name: s for s in cfg.services.values()}
+        by_container = {c: cfg.services[s] for c, s in self.site.service_containers.items()}
         for name in reversed(self.stopped):
             await self.site.host.run(["docker", "start", name], timeout=180, check=True)
         for name in reversed(self.stopped):
@@ -142,7 +168,7 @@ class Quiesce:
             await self.site.host.run(["docker", "stop", name], timeout=180)
 
     def steps(self, what: str) -> tuple[Step, Step]:
-        names = self.site.data.stop
+        names = self.site.stop
         stop = Step(f"stop business containers on {self.site.label}", self.stop, self.start,
                     params={"order": names, "keep_running": self.site.data.never_stop},
                     host=self.site.label, undo_if_failed=True,
@@ -160,8 +186,7 @@ async def snapshot(s: Site, bid: str, kind: str, stopped: list[str]) -> ar.Manif
     items = wanted_items(s.data)
     folders = await live_folders(s, [i for i in items if i.kind != "dump"])
     compression = pick_compression(await tools(s.host), {"zstd", "gzip"})
-    names = list(dict.fromkeys([*s.data.stop, *(x.container_name
-                                                for x in s.cfg.services.values())]))
+    names = list(dict.fromkeys([*s.stop, *s.service_containers]))
     facts = parse_containers((await s.host.run(dc.inspect_containers(names), timeout=60)).stdout)
     m = ar.Manifest(bid, s.cfg.project, s.env, s.label, now_iso(), compression, __version__,
                     kind=kind, images={n: f.image_id for n, f in facts.items()},
@@ -460,7 +485,7 @@ async def run_flow(bus: EventBus, sites: list[Site], owner: LockOwner, steps: li
 
 async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
                  dry_run: bool = False) -> tuple[Outcome, ar.Manifest | None]:
-    s = site(cfg, pool, env)
+    s = await located_site(cfg, pool, env)
     await live_folders(s, wanted_items(s.data))  # a missing volume or folder: refuse now
     bid = ar.backup_id("b")
     out: dict[str, Any] = {}
@@ -474,7 +499,7 @@ async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
 
 async def restore(cfg: Config, pool: HostPool, env: str, bid: str, bus: EventBus,
                   dry_run: bool = False) -> tuple[Outcome, dict[str, Any]]:
-    s = site(cfg, pool, env)
+    s = await located_site(cfg, pool, env)
     m = await read_manifest(s, bid)
     out: dict[str, Any] = {}
     rid = ar.backup_id("r")
@@ -490,7 +515,7 @@ async def sync(cfg: Config, pool: HostPool, src_env: str, dst_env: str, bus: Eve
                dry_run: bool = False) -> tuple[Outcome, dict[str, Any]]:
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
-    src, dst = site(cfg, pool, src_env), site(cfg, pool, dst_env)
+    src, dst = await located_site(cfg, pool, src_env), await located_site(cfg, pool, dst_env)
     await live_folders(src, wanted_items(src.data))
     bid = ar.backup_id("b")
     out: dict[str, Any] = {}
