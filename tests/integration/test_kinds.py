@@ -141,6 +141,11 @@ def test_doctor_restart_and_logs_on_trixie(mixed: Demo) -> None:
     assert docker[0]["data"]["version"].startswith("26.1")
     modes = {f["subject"]: f["data"]["release"] for f in findings if f["check"] == "runmode"}
     assert modes == {"web": "run", "api": "compose", "cart": "compose"}
+    check = ferryman(mixed.config, "check", "test", "prod", "--json")
+    assert check.code == 0, check.err
+    composes = {h["env"]: h["compose"] for h in check.json()}
+    assert composes["prod"].startswith("docker compose 2.26")
+    assert composes["test"].startswith("docker-compose 1.29")
 
     before = inspect(mixed, "prod", "store-cart-1")["State"]["StartedAt"]
     restart = ferryman(mixed.config, "restart", "prod", "cart", "--yes")
@@ -177,3 +182,26 @@ def test_sync_across_kinds_stops_cart_on_each_side_by_its_compose_name(mixed: De
     for role, name in (("test", "store_cart_1"), ("prod", "store-cart-1")):
         now = inspect(mixed, role, name)["State"]
         assert now["Running"] and now["StartedAt"] != started[role]
+
+
+def test_compose_files_gone_on_trixie_recreates_cart_and_keeps_finding_it(mixed: Demo) -> None:
+    sh(mixed, "prod", "rm -rf /opt/store")
+    old = inspect(mixed, "prod", "store-cart-1")
+    run = ferryman(mixed.config, "release", "test", "prod", "--yes", "--service", "cart")
+    assert run.code == 0, run.err
+    assert "its compose files are missing" in run.err
+    assert "stop old cart on prod-1" in run.err and "start new cart on prod-1" in run.err
+    new = inspect(mixed, "prod", "store-cart-1")
+    assert new["Id"] != old["Id"] and new["State"]["Running"]
+    # `docker run` leaves compose's labels behind; the network and its alias stay.
+    assert "com.docker.compose.service" not in (new["Config"]["Labels"] or {})
+    assert "cart" in new["NetworkSettings"]["Networks"]["store_default"]["Aliases"]
+    assert serves(mixed, "prod", 8082) == "app v2"
+    # The old container, set aside with the labels, is not taken for the service; the new
+    # one is found by its name.
+    status = ferryman(mixed.config, "status", "prod", "--json")
+    (cart,) = [s for s in status.json()["services"] if s["service"] == "cart"]
+    assert (cart["container"], cart["mode"], cart["state"]) == ("store-cart-1", "run", "running")
+    again = ferryman(mixed.config, "release", "test", "prod", "--yes", "--service", "cart")
+    assert again.code == 0, again.err
+    assert "cart on prod-1 already runs" in again.err
