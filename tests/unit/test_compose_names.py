@@ -190,3 +190,14 @@ def test_data_stop_names_compose_services_by_their_key() -> None:
     # Only a compose-named service's key is translated; other entries are container names.
     assert s.stop == ["writer", "store_cart_1", "api"]
     assert s.service_containers == {"web": "web", "shop-api": "api", "store_cart_1": "cart"}
+
+
+def test_config_refuses_one_compose_service_named_twice() -> None:
+    from ferryman.config.schema import cross_check
+
+    services = {"cart": {"compose": {"project": "store", "service": "cart"}},
+                "basket": {"compose": {"project": "store", "service": "cart"}},
+                "web": {"container": "cart"}}  # no clash: cart is found by its labels
+    (issue,) = cross_check({"services": services})
+    assert issue.loc == ("services", "basket", "compose") and issue.value == "store/cart"
+    assert "already named by service 'cart'" in issue.expected

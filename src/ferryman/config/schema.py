@@ -487,6 +487,7 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
             labels.add(label)
 
     containers: dict[str, str] = {}
+    composed: dict[str, str] = {}
     for svc_name, svc in services.items():
         svc = _mapping(svc)
         for i, label in enumerate(_list(svc.get("hosts"))):
@@ -499,6 +500,18 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                     )
                 )
         container = svc.get("container")
+        compose = _mapping(svc.get("compose"))
+        project, service = compose.get("project"), compose.get("service")
+        if isinstance(project, str) and isinstance(service, str):
+            pair = f"{project}/{service}"
+            if pair in composed:
+                issues.append(CrossIssue(
+                    ("services", svc_name, "compose"), pair,
+                    f"a compose service not already named by service {composed[pair]!r}"))
+            else:
+                composed[pair] = str(svc_name)
+            if container is None:
+                continue  # found by its labels: its key names no container
         name = container if isinstance(container, str) else svc_name
         if not isinstance(name, str):
             continue
