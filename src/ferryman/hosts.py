@@ -62,6 +62,7 @@ class HostPool:
         self._hosts: dict[tuple[str, str], Host] = {}
         # (env, host) -> service -> container, for services named by compose labels
         self._named: dict[tuple[str, str], dict[str, str]] = {}
+        self._resolving: dict[str, asyncio.Future[None]] = {}
 
     def env(self, name: str):  # type: ignore[no-untyped-def]
         try:
@@ -113,20 +114,23 @@ class HostPool:
 
     async def resolve(self, env: str) -> None:
         """Finds on each host of `env` the container of every service named by compose
-        project and service (`services.X.compose`); one `docker ps` per host, once per run.
+        project and service (`services.X.compose`); one `docker ps` per host, once per run
+        (callers that ask at the same time share it).
 
         A host that cannot be read keeps the fallback names: the next command there fails
         and says why.
         """
-        by_label = [(spec, [s for s in self.cfg.services.values()
-                            if s.compose is not None and s.runs_on(spec)])
-                    for spec in self.env(env).hosts if (env, spec.label) not in self._named]
-        wanted = [(spec, svcs) for spec, svcs in by_label if svcs]
-        for spec, _ in by_label:
-            self._named.setdefault((env, spec.label), {})
+        self.env(env)
+        if env not in self._resolving:
+            self._resolving[env] = asyncio.ensure_future(self._resolve(env))
+        await self._resolving[env]
 
+    async def _resolve(self, env: str) -> None:
         async def one(spec: HostSpec, svcs: list[Service]) -> None:
             listing = None
+            if not svcs:
+                self._named[(env, spec.label)] = {}
+                return
             try:
                 res = await self.host(env, spec.label).run(dcompose.list_containers(),
                                                            timeout=60)
@@ -135,7 +139,10 @@ class HostPool:
                 pass
             self._named[(env, spec.label)] = locate_services(svcs, listing, spec.label)
 
-        await asyncio.gather(*(one(spec, svcs) for spec, svcs in wanted))
+        await asyncio.gather(*(
+            one(spec, [s for s in self.cfg.services.values()
+                       if s.compose is not None and s.runs_on(spec)])
+            for spec in self.env(env).hosts))
 
     async def close(self) -> None:
         await asyncio.gather(*(h.close() for h in self._hosts.values()), return_exceptions=True)

@@ -126,8 +126,14 @@ def test_pool_resolves_each_host_once_and_placements_use_it() -> None:
     with pytest.raises(RuntimeError, match="resolve"):
         pool.placements("prod")
 
+    async def placed(env: str) -> list[str]:
+        await pool.resolve(env)
+        return [p.container for p in pool.placements(env)]
+
     async def go() -> None:
-        await asyncio.gather(pool.resolve("test"), pool.resolve("prod"))
+        # Checks of two hosts of one environment ask at the same time: both wait for it.
+        seen = await asyncio.gather(placed("test"), placed("prod"), placed("prod"))
+        assert seen[1] == seen[2]
         await pool.resolve("prod")
 
     asyncio.run(go())
