@@ -31,7 +31,7 @@ def binary(v2: bool) -> list[str]:
 
 
 def up_service(info: ComposeInfo, override_path: str, v2: bool) -> list[str]:
-    # After a release the labels list ferryman's override among the files: name it once, last.
+    # A service brought up once with the override lists it among its files: name it once.
     own = [f for f in info.config_files if f != override_path]
     files = [arg for f in [*own, override_path] for arg in ("-f", f)]
     return [*binary(v2), "-p", info.project, "--project-directory", info.working_dir, *files,
