@@ -138,12 +138,12 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
     sources = await read_sources(pool, src_env, services)
+    await pool.resolve(dst_env)
     check_policy(cfg, dst_env, sources)
     plan = Plan(release_id(), src_env, dst_env, sources)
     transfer = transfer or StreamTransfer()
     dst = pool.env(dst_env)
     plan.lock_host = dst.hosts[0].label
-    await pool.resolve(dst_env)
     targets = pool.placements(dst_env, list(sources))
     groups = list(by_host(targets))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
