@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labenv import Run, ferryman
+from labenv import Run, ferryman, kinds_of, on_both_kinds
 
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
 from ferryman.lab.images import ensure_db_image
@@ -33,9 +33,9 @@ WRITER = ("i=0; while true; do i=$((i+1)); echo $i > /data/counter; "
 
 
 @pytest.fixture()
-def demo(tmp_path: Path) -> Iterator[Demo]:
+def demo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Demo]:
     prefix = f"ferryman-pytest-data-{uuid.uuid4().hex[:6]}"
-    made = up(tmp_path / "demo", prefix=prefix)
+    made = up(tmp_path / "demo", prefix=prefix, kinds=kinds_of(request))
     try:
         for role in ("test", "prod"):
             sh(made, role, "mkdir -p /srv/shop/files && docker volume create shopdata >/dev/null"
@@ -93,6 +93,7 @@ def test_backup_is_taken_only_while_writers_are_stopped(demo: Demo) -> None:
     assert "all match" in ok.out
 
 
+@on_both_kinds
 def test_restore_brings_back_the_same_bytes(demo: Demo) -> None:
     sh(demo, "test", "docker stop writer >/dev/null")
     sh(demo, "test", "docker update --restart no writer >/dev/null")
@@ -153,6 +154,7 @@ def test_full_disk_during_apply_puts_everything_back(demo: Demo) -> None:
     assert "holds its previous data again" in run.err
 
 
+@on_both_kinds
 def test_sync_applies_the_targets_guard(demo: Demo) -> None:
     sh(demo, "prod", "docker stop writer >/dev/null")
     run = cli(demo, "sync-data", "test", "prod", "--yes")

@@ -27,6 +27,7 @@ def backup_path(guard: Guard, rid: str) -> str:
 async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host: Host,
                    services: list[str]) -> list[str]:
     done = []
+    await pool.resolve(env)
     for place in pool.placements(env, services):
         if place.host != host_label:
             continue

@@ -37,6 +37,7 @@ async def stream(pool: HostPool, p: Placement, tail: int | None, follow: bool,
 async def logs(pool: HostPool, env: str, service: str, tail: int | None, follow: bool,
                on_line: OnLine) -> int:
     """Every placement of the service at once; the worst exit status."""
+    await pool.resolve(env)
     places = pool.placements(env, [service])
     codes = await asyncio.gather(*(stream(pool, p, tail, follow, on_line) for p in places))
     return max(codes, default=0)

@@ -67,6 +67,7 @@ async def proxy_config(cfg: Config, pool: HostPool, env: str, label: str, domain
                        root: str | None = None, api: str | None = None,
                        write: bool = True) -> tuple[ProxyResult, Outcome | None]:
     """Plans the block; with write, runs the steps. Outcome None: nothing was to run."""
+    await pool.resolve(env)
     ctx = HostContext(cfg, pool, env, label, stamp=stamp)
     routes = pick_routes(await published_ports(ctx), root, api)
     result = ProxyResult(env, label, domain, routes, render_block(domain, routes))

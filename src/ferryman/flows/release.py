@@ -100,6 +100,7 @@ async def _inspect_group(pool: HostPool, env: str, host: str,
 
 
 async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[str, Source]:
+    await pool.resolve(env)
     places = pool.placements(env, services or None)
     groups = list(by_host(places))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
@@ -167,6 +168,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
     sources = await read_sources(pool, src_env, services)
+    await pool.resolve(dst_env)
     check_policy(cfg, dst_env, sources)
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")

@@ -23,7 +23,7 @@ from . import snapshot
 from .plan import DataState, SnapshotPlan, Staging, lines, remove
 from .quiesce import Quiesce
 from .run import run_flow, say_where
-from .site import Site, live_folders, site
+from .site import Site, live_folders, located_site
 from .store import read_manifest
 from .verify import digest_argv, unpack_checked, verify_archives
 
@@ -168,7 +168,7 @@ def _item_steps(s: Site, m: ar.Manifest, st: Staging, state: DataState) -> list[
 
 async def restore(cfg: Config, pool: HostPool, env: str, bid: str, bus: EventBus,
                   dry_run: bool = False) -> tuple[Outcome, DataState]:
-    s = site(cfg, pool, env)
+    s = await located_site(cfg, pool, env)
     m = await read_manifest(s, bid)
     rid, safety_id = ar.backup_id("r"), ar.backup_id("s")
     safety, live = await plan_target(s, m, safety_id)

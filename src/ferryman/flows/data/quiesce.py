@@ -28,7 +28,7 @@ class Quiesce:
 
     @property
     def names(self) -> list[str]:
-        return self.site.data.stop
+        return self.site.stop
 
     async def stop(self) -> str:
         names = self.names
@@ -57,7 +57,7 @@ class Quiesce:
     async def start(self) -> str:
         """Starts what we stopped, in reverse order, then waits for each to be healthy."""
         cfg = self.site.cfg
-        by_container = {s.container_name: s for s in cfg.services.values()}
+        by_container = {c: cfg.services[s] for c, s in self.site.service_containers.items()}
         for name in reversed(self.stopped):
             await self.site.host.run(dc.start_container(name), timeout=180, check=True)
         for name in reversed(self.stopped):
@@ -72,7 +72,8 @@ class Quiesce:
 
     def steps(self, what: str) -> tuple[Step, Step]:
         names, label = self.names, self.site.label
-        both = {"host": label, "names": self.running}
+        both = {"host": label, "names": self.running,
+                "services": self.site.service_containers}
         # The dry run shows every candidate; the run skips those already stopped.
         stop = Step(f"stop business containers on {label}", self.stop, self.start,
                     undo_data={"kind": "start-containers", **both},
@@ -96,9 +97,9 @@ async def _undo_stop(ctx: UndoContext, d: dict[str, Any]) -> str:
     todo = [n for n in reversed(d["names"]) if n in now and not now[n].running]
     for name in todo:
         await host.run(dc.start_container(name), timeout=180, check=True)
-    by_container = {s.container_name: s for s in ctx.cfg.services.values()}
+    services = d.get("services") or {}
     for name in todo:
-        svc = by_container.get(name)
+        svc = ctx.cfg.services.get(services.get(name, ""))
         await wait_healthy(host, svc.name if svc else name, name, svc.health if svc else None)
     return f"started {', '.join(todo) or 'nothing'}"
 

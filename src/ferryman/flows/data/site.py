@@ -3,7 +3,7 @@ before it plans: which folders hold the items, which compressor both sides have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...config import Config
 from ...config.schema import Data
@@ -28,6 +28,24 @@ class Site:
     env: str
     label: str
     host: Host
+    # service -> its container here, for services named by compose labels (located_site)
+    containers: dict[str, str] = field(default_factory=dict)
+
+    def container(self, name: str) -> str:
+        """A container of data.stop: its own name, or the key of a service named by compose
+        labels, whose container is named differently by compose v1 and v2."""
+        svc = self.cfg.services.get(name)
+        return self.containers.get(name, name) if svc and svc.compose else name
+
+    @property
+    def stop(self) -> list[str]:
+        return [self.container(n) for n in self.data.stop]
+
+    @property
+    def service_containers(self) -> dict[str, str]:
+        """container -> service, for every service of the config."""
+        return {self.containers.get(s.name, s.container_name): s.name
+                for s in self.cfg.services.values()}
 
     @property
     def data(self) -> Data:
@@ -46,6 +64,14 @@ class Site:
 def site(cfg: Config, pool: HostPool, env: str) -> Site:
     label = pool.env(env).hosts[0].label
     return Site(cfg, env, label, pool.host(env, label))
+
+
+async def located_site(cfg: Config, pool: HostPool, env: str) -> Site:
+    """site(), knowing the containers of the services named by compose labels there."""
+    await pool.resolve(env)
+    s = site(cfg, pool, env)
+    s.containers = {p.service: p.container for p in pool.placements(env) if p.host == s.label}
+    return s
 
 
 def wanted_items(data: Data) -> list[ar.Item]:

@@ -15,7 +15,7 @@ from ...transport import CommandFailed
 from .plan import DataState, SnapshotPlan, lines, plan_snapshot, remove
 from .quiesce import Quiesce
 from .run import run_flow
-from .site import Site, compression, live_folders, site, wanted_items
+from .site import Site, compression, live_folders, located_site, wanted_items
 from .store import prune
 
 
@@ -27,8 +27,7 @@ async def plan(s: Site, bid: str, kind: str) -> SnapshotPlan:
 
 
 async def snapshot(s: Site, p: SnapshotPlan, stopped: list[str]) -> ar.Manifest:
-    names = list(dict.fromkeys([*s.data.stop, *(x.container_name
-                                                for x in s.cfg.services.values())]))
+    names = list(dict.fromkeys([*s.stop, *s.service_containers]))
     facts = parse_containers((await s.host.run(dc.inspect_containers(names), timeout=60)).stdout)
     m = ar.Manifest(p.bid, s.cfg.project, s.env, s.label, now_iso(), p.compression, __version__,
                     kind=p.kind, images={n: f.image_id for n, f in facts.items()},
@@ -79,7 +78,7 @@ def backup_steps(s: Site, p: SnapshotPlan, state: DataState) -> list[Step]:
 
 async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
                  dry_run: bool = False) -> tuple[Outcome, ar.Manifest | None]:
-    s = site(cfg, pool, env)
+    s = await located_site(cfg, pool, env)
     bid = ar.backup_id("b")
     p = await plan(s, bid, "backup")  # a missing volume or folder: refuse now
     state = DataState()

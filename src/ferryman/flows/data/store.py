@@ -100,10 +100,14 @@ class Mount:
 
 async def discover(cfg: Config, pool: HostPool, env: str) -> list[Mount]:
     """What the app's containers (services and data.stop) mount, on every host of env."""
-    names = list(dict.fromkeys([s.container_name for s in cfg.services.values()]
-                               + (cfg.data.stop if cfg.data else [])))
+    await pool.resolve(env)
     rows = []
     for label, host in pool.hosts(env):
+        # Services named by compose labels have their own container name on each host.
+        here = [p.container for p in pool.placements(env) if p.host == label]
+        stop = [next((p.container for p in pool.placements(env, [n]) if p.host == label), n)
+                if n in cfg.services else n for n in (cfg.data.stop if cfg.data else [])]
+        names = list(dict.fromkeys(here + stop))
         facts = parse_containers((await host.run(dc.inspect_containers(names),
                                                  timeout=60)).stdout)
         for name, f in facts.items():

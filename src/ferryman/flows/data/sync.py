@@ -17,7 +17,7 @@ from . import snapshot
 from .apply import apply_steps, plan_target
 from .plan import DataState, SnapshotPlan, remove, skeleton
 from .run import run_flow, say_where
-from .site import Site, site
+from .site import Site, located_site
 
 
 def send_argvs(src: Site, dst: Site, p: SnapshotPlan) -> list[tuple[list[str], list[str]]]:
@@ -64,7 +64,8 @@ async def sync(cfg: Config, pool: HostPool, src_env: str, dst_env: str, bus: Eve
                dry_run: bool = False) -> tuple[Outcome, DataState]:
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
-    src, dst = site(cfg, pool, src_env), site(cfg, pool, dst_env)
+    src = await located_site(cfg, pool, src_env)
+    dst = await located_site(cfg, pool, dst_env)
     bid, rid, safety_id = ar.backup_id("b"), ar.backup_id("r"), ar.backup_id("s")
     taken = await snapshot.plan(src, bid, "backup")
     # Every step is known now: the apply is planned from the snapshot's plan, and reads the
