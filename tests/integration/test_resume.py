@@ -147,8 +147,9 @@ data:
   stop: [web, shop-api]
   backup_dir: /var/lib/ferryman/backups
 """
-RESTORE_STEPS = ["stop business containers on prod-1", "safety backup", "unpack volume shopdata",
-                 "swap in volume shopdata", "unpack folder /srv/shop/files", "swap in folder /srv/shop/files",
+RESTORE_STEPS = ["stop business containers on prod-1", "safety backup",
+                 "unpack volume shopdata", "swap in volume shopdata",
+                 "unpack folder /srv/shop/files", "swap in folder /srv/shop/files",
                  f"guard base_url in {CONFIG_FILE} on prod-1",
                  "start business containers on prod-1", "remove replaced data on prod-1"]
 
