@@ -146,10 +146,14 @@ class EnvLock:
     took_over: str = ""  # whose stale lock this one replaced
     _beat: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    @property
+    def acquire_argv(self) -> list[str]:
+        return acquire_lock(self.project, self.owner)
+
     async def take(self) -> None:
         """Takes the lock, over a stale one (saying whose); a live one raises LockHeld."""
         for _ in range(2):
-            res = await self.host.run(acquire_lock(self.project, self.owner), timeout=30)
+            res = await self.host.run(self.acquire_argv, timeout=30)
             if res.ok:
                 self.held = True
                 self._beat = asyncio.create_task(self._heartbeat())

@@ -9,6 +9,7 @@ runs the undos of the finished steps in reverse, and says what each host is left
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +18,25 @@ from typing import TYPE_CHECKING, Any
 from .errors import FerrymanError, Interrupted, exit_code_of
 from .events import EventBus
 from .redact import raw_output
-from .transport.base import CommandFailed, TransportError
+from .transport.base import CommandFailed, TransportError, short_command
 
 if TYPE_CHECKING:
     from .journal import Journal
     from .locking import EnvLock
 
 Action = Callable[[], Awaitable[Any]]
+# The journal and the step running now: a step that learns what its undo needs as it goes
+# (which containers it is about to stop) saves it with note_undo() before it changes anything.
+_running: contextvars.ContextVar[tuple[Journal, int, Step] | None] = contextvars.ContextVar(
+    "ferryman_running_step", default=None)
+
+
+async def note_undo() -> None:
+    """Saves the running step's undo_data (as it stands now) in the journal."""
+    running = _running.get()
+    if running is not None:
+        journal, n, step = running
+        await journal.noted(n, step)
 Finish = Callable[["Outcome"], Awaitable[Any]]
 
 
@@ -110,8 +123,7 @@ def lock_steps(locks: Sequence[EnvLock], journal: Journal | None,
 
         steps.append(Step(f"lock {lk.env} on {lk.label}", run,
                           params={"owner": lk.owner.owner, "command": lk.owner.command},
-                          commands=[f"{lk.label}: mkdir {lk.project} lock (owner, pid, "
-                                    "heartbeat)"]))
+                          commands=[f"{lk.label}: {short_command(lk.acquire_argv)}"]))
     return steps
 
 
@@ -128,11 +140,18 @@ async def run_steps(
     """
     if not locks and any(s.changes for s in steps):
         raise TypeError("a flow that changes hosts must run under its environments' locks")
-    steps = lock_steps(locks, journal, after_lock) + steps
+    taking = lock_steps(locks, journal, after_lock)
+    steps = taking + steps
     try:
         outcome = await _run(bus, steps, params, journal, dry_run)
-        if finish is not None and not dry_run and all(lk.held for lk in locks):
-            await _after(bus, "record the run", finish(outcome))
+        # A run refused at its locks (held, unfinished journal, changed since planning) did
+        # nothing: there is nothing to record.
+        if (finish is not None and not dry_run
+                and all(s.name in outcome.results for s in taking)):
+            try:
+                await finish(outcome)
+            except Exception as exc:  # the hosts are as the outcome says, recorded or not
+                bus.warn(f"after the {bus.flow}: {exc}")
         if journal is not None and journal.written and outcome.clean:
             await _after(bus, "remove the journal", journal.remove())
         return outcome
@@ -169,12 +188,18 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
 
     done: list[Step] = []
     for n, step in enumerate(steps, 1):
-        bus.emit("step_start", n=n, m=total, name=step.name, params=step.params, host=step.host)
         t0 = time.monotonic()
         try:
+            # The journal knows of a step before anyone is told it started.
             if journal is not None and step.changes:
                 await journal.started(n, total, step)
-            outcome.results[step.name] = await step.run()
+            bus.emit("step_start", n=n, m=total, name=step.name, params=step.params,
+                     host=step.host)
+            token = _running.set((journal, n, step) if journal is not None else None)
+            try:
+                outcome.results[step.name] = await step.run()
+            finally:
+                _running.reset(token)
             if journal is not None and step.changes:
                 await journal.finished(n, step)
         except (Exception, asyncio.CancelledError) as caught:

@@ -491,7 +491,7 @@ def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
     assert "prod-2: restored" in flat, err
     assert "prod-1: NEEDS ATTENTION (unreachable): not undone: start new admin on prod-1;" \
         in flat, err
-    assert "could not record the run: prod-1: cannot connect" in flat, err
+    assert "after the release: prod-1: cannot connect" in flat, err
     assert "the lock of prod on prod-1 could not be given back" in flat, err
     assert "Traceback" not in err
 

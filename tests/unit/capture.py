@@ -31,7 +31,7 @@ from ferryman.flows import history, release, restart, rollback, status
 from ferryman.flows.check import compose_flavour
 from ferryman.hosts import HostPool, target_for
 from ferryman.lab.demo import CONFIG_FILE, down, up
-from ferryman.state import read_records
+from ferryman.state import read_file, read_records
 from ferryman.transport import CommandFailed, Host, Result, SshHost
 
 OUT = Path(__file__).parent / "data" / "flows"
@@ -120,12 +120,13 @@ async def capture(config: Path, lab_exec: Any) -> None:
         await status.collect(pool, ["test", "prod"])
         await history.read_history(cfg, pool, "prod")  # no history yet
         for env, label in (("test", "test-1"), ("prod", "prod-1")):
-            await pool.host(env, label).run(["cat", CONFIG_FILE], timeout=30)
-            await pool.host(env, label).run(["cat", "/opt/shop/missing.json"], timeout=30)
+            await pool.host(env, label).run(read_file(CONFIG_FILE), timeout=30)
+            await pool.host(env, label).run(read_file("/opt/shop/missing.json"), timeout=30)
         plan = await release.plan_release(cfg, pool, "test", "prod", [], bus)
         _write("before_release", source, s.take())
 
-        # A real release, unrecorded; then what rollback and pruning read after it.
+        # A real release (its commands not kept; it records itself in PROD's history); then
+        # what rollback and pruning read after it.
         outcome = await release.execute(cfg, pool, plan, bus)
         assert outcome.ok, outcome.error
         s.take()
@@ -133,12 +134,12 @@ async def capture(config: Path, lab_exec: Any) -> None:
             lab_exec("prod", ["docker", "create", "--name",
                               f"web.ferryman-r20260101-00000{n}", "ferryman-app:v1"])
         await pool.host("prod", "prod-1").run(read_records(cfg.project), timeout=30)
-        records = await history.read_history(cfg, pool, "prod")
+        released = (await history.read_history(cfg, pool, "prod")).records[-1].services
         await rollback.plan_rollback(cfg, pool, "prod", None)
-        await history.prune_kept(cfg, pool, "prod", records[-1]["services"], bus)
+        await history.prune_kept(cfg, pool, "prod", released, bus)
         # keep_releases 1: the two older set-aside containers go, their image stays (in use).
         await history.prune_kept(cfg.model_copy(update={"keep_releases": 1}), pool, "prod",
-                                 records[-1]["services"], bus)
+                                 released, bus)
         await pool.host("prod", "prod-1").run(dc.container_logs("web", tail=40), timeout=30)
         await status.collect(pool, ["prod"])
         _write("after_release", source, s.take())

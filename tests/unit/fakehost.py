@@ -22,6 +22,7 @@ from ferryman.state import ABSENT
 from ferryman.transport import CommandFailed, Result
 
 CAPTURED = Path(__file__).parent / "data" / "flows"
+_NO_FILE = "No such file or directory"
 
 
 class _Any:
@@ -100,6 +101,16 @@ class Capture:
 
     def stdout(self, host: str, argv: Sequence[str]) -> str:
         return self.replies(host, argv)[0].stdout
+
+    def read_replies(self, host: str, argv: Sequence[str], old: Sequence[str]) -> list[Reply]:
+        """The answers to a file read `argv` (ferryman.state's read_file, read_records); when
+        the capture predates those scripts, its answers to the older spelling `old` (`cat
+        FILE`, `tail -n N FILE`) as the scripts give them: `[ -e FILE ] || exit 66` answers a
+        missing file with ABSENT and nothing said, and prints a file that exists as before."""
+        if any(c["host"] == host and c["argv"] == list(argv) for c in self.calls):
+            return self.replies(host, argv)
+        return [Reply(ABSENT) if r.exit_status != 0 and _NO_FILE in r.stderr else r
+                for r in self.replies(host, old)]
 
 
 @dataclass

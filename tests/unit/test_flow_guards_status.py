@@ -6,20 +6,32 @@ import asyncio
 import json
 
 import pytest
-from fakehost import ANY, Capture, Reply, ScriptedHosts
+from fakehost import ANY, Capture, Reply, ScriptedHost, ScriptedHosts
 
 from ferryman.errors import FerrymanError
 from ferryman.events import EventBus
 from ferryman.flows import guards, status
+from ferryman.flows.lock import env_lock
+from ferryman.state import ABSENT, read_file
 from ferryman.steps import Step, run_steps
-from ferryman.transport import TransportError
+from ferryman.transport import CommandFailed, TransportError
 
 BEFORE = Capture.load("before_release")
 DATA = Capture.load("data_test")
 FILE = "/opt/shop/app_config.json"
 INSPECT = ["docker", "inspect", "--type", "container"]
 WRITE = ["sh", "-c", ANY, "ferryman-write", FILE]
-RESTORE = ["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore", ANY, FILE]
+RESTORE = ["sh", "-c", ANY, "ferryman-restore", ANY, FILE]
+READ = read_file(FILE)
+
+
+def _reads(host: ScriptedHost, *files: str) -> ScriptedHost:
+    """The guarded files as the host printed them (captured as `cat FILE`), read the way
+    guards read them now."""
+    for path in files or (FILE,):
+        host.on(read_file(path), *BEFORE.read_replies(host.label, read_file(path),
+                                                      ["cat", path]))
+    return host
 
 
 def _api_health(host) -> None:  # type: ignore[no-untyped-def]
@@ -35,7 +47,7 @@ def _steps(cfg, hosts: ScriptedHosts, env: str, rid: str = "r1"):  # type: ignor
 def test_guard_mends_a_file_naming_another_environment(hosts: ScriptedHosts,
                                                        make_config) -> None:
     cfg = make_config()
-    prod = hosts["prod-1"].replay(BEFORE)  # PROD's file names TEST (10.0.0.58)
+    prod = _reads(hosts["prod-1"].replay(BEFORE))  # PROD's file names TEST (10.0.0.58)
     _api_health(prod)
     prod.on(["cp", "-p", FILE, f"{FILE}.ferryman-r1.bak"])
     prod.on(WRITE)
@@ -44,8 +56,9 @@ def test_guard_mends_a_file_naming_another_environment(hosts: ScriptedHosts,
     said = asyncio.run(step.run())
     assert said == ("base_url: http://10.0.0.58:9380 -> http://10.0.0.57:9380 "
                     f"(backup {FILE}.ferryman-r1.bak), restarted api")
-    assert [a[:2] for a in prod.ran] == [
-        ["cat", FILE], ["cp", "-p"], ["sh", "-c"], ["docker", "restart"], ["docker", "inspect"]]
+    assert prod.ran[0] == READ
+    assert [a[:2] for a in prod.ran[1:]] == [
+        ["cp", "-p"], ["sh", "-c"], ["docker", "restart"], ["docker", "inspect"]]
     written = prod.inputs[prod.ran.index(prod.ran_matching(*WRITE)[0])]
     assert json.loads(written) == {"base_url": "http://10.0.0.57:9380", "name": "shop"}
 
@@ -53,7 +66,7 @@ def test_guard_mends_a_file_naming_another_environment(hosts: ScriptedHosts,
 def test_guard_undo_puts_the_file_back_and_restarts_again(hosts: ScriptedHosts,
                                                           make_config) -> None:
     cfg = make_config()
-    prod = hosts["prod-1"].replay(BEFORE)
+    prod = _reads(hosts["prod-1"].replay(BEFORE)).keeps_state()
     _api_health(prod)
     prod.on(["cp", "-p", FILE, f"{FILE}.ferryman-r1.bak"])
     prod.on(WRITE)
@@ -63,36 +76,53 @@ def test_guard_undo_puts_the_file_back_and_restarts_again(hosts: ScriptedHosts,
     async def failing() -> None:
         raise FerrymanError("a later step failed")
 
-    outcome = asyncio.run(run_steps(EventBus("release"), [step, Step("later", failing)]))
+    lock = env_lock(cfg, hosts.pool(cfg), "prod", "release test prod (r1)")
+    outcome = asyncio.run(run_steps(EventBus("release"), [step, Step("later", failing)],
+                                    locks=[lock]))
+    assert outcome.failed_step == "step 3/3 later"
     assert outcome.undone == [step.name]
-    assert prod.ran_matching(*RESTORE) == [["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore",
-                                            f"{FILE}.ferryman-r1.bak", FILE]]
+    assert [a[3:] for a in prod.ran_matching(*RESTORE)] == [
+        ["ferryman-restore", f"{FILE}.ferryman-r1.bak", FILE]]
     assert len(prod.ran_matching("docker", "restart", "shop-api")) == 2
 
 
 def test_guard_leaves_a_file_that_names_its_own_environment(hosts: ScriptedHosts,
                                                             make_config) -> None:
     cfg = make_config()
-    test = hosts["test-1"].replay(BEFORE)  # TEST's file names TEST
+    test = _reads(hosts["test-1"].replay(BEFORE))  # TEST's file names TEST
     [step] = _steps(cfg, hosts, "test")
     assert asyncio.run(step.run()) == "base_url = http://10.0.0.58:9380: names test"
-    assert test.ran == [["cat", FILE]]
-    asyncio.run(step.undo())  # nothing was changed: nothing to put back
-    assert test.ran == [["cat", FILE]]
+    assert test.ran == [READ]
+    # Nothing was changed, so no backup was made: nothing is put back, nothing restarted.
+    test.on(RESTORE, Reply(ABSENT))
+    asyncio.run(step.undo())
+    assert test.ran[0] == READ and [a[3] for a in test.ran[1:]] == ["ferryman-restore"]
 
 
 def test_guard_of_a_missing_file_guards_nothing(hosts: ScriptedHosts, make_config) -> None:
     cfg = make_config(extra="  - file: /opt/shop/missing.json\n    key: base_url\n")
-    hosts["prod-1"].replay(BEFORE)
+    _reads(hosts["prod-1"].replay(BEFORE), "/opt/shop/missing.json")
     _, missing = _steps(cfg, hosts, "prod")
     assert asyncio.run(missing.run()) == ("/opt/shop/missing.json does not exist on prod-1: "
                                           "nothing to guard")
 
 
+def test_guard_of_a_file_it_cannot_read_is_an_error(hosts: ScriptedHosts,
+                                                    make_config) -> None:
+    # Only the read script's ABSENT means "no file": any other failure stops the flow.
+    cfg = make_config()
+    hosts["prod-1"].on(READ, Reply(1, "", f"cat: {FILE}: Permission denied\n"))
+    [step] = _steps(cfg, hosts, "prod")
+    with pytest.raises(CommandFailed) as err:
+        asyncio.run(step.run())
+    assert str(err.value).startswith(f"cannot read {FILE} on prod-1: ")
+    assert err.value.exit_code == 1
+
+
 def test_guard_refuses_a_file_it_cannot_read_as_json(hosts: ScriptedHosts,
                                                      make_config) -> None:
     cfg = make_config()
-    hosts["prod-1"].on(["cat", FILE], Reply(0, "base_url = http://10.0.0.58\n"))
+    hosts["prod-1"].on(READ, Reply(0, "base_url = http://10.0.0.58\n"))
     [step] = _steps(cfg, hosts, "prod")
     with pytest.raises(FerrymanError) as err:
         asyncio.run(step.run())

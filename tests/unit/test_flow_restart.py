@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fakehost import ANY, Capture, Reply, ScriptedHosts
+from fakehost import ANY, REST, Capture, Reply, ScriptedHosts
 
 from ferryman.errors import PreconditionFailed
 from ferryman.events import Collector, EventBus
 from ferryman.flows import restart
-from ferryman.steps import run_steps
 
 BEFORE = Capture.load("before_release")
 INSPECT = ["docker", "inspect", "--type", "container"]
@@ -42,7 +41,7 @@ def test_plan_refuses_a_missing_container_with_exit_3(hosts: ScriptedHosts,
 
 def test_a_failed_restart_stops_the_flow_there(hosts: ScriptedHosts, make_config) -> None:
     cfg = make_config()
-    host = hosts["test-1"].replay(BEFORE)
+    host = hosts["test-1"].replay(BEFORE).keeps_state()
     host.on(["docker", "restart", "--time", "10", "web"], Reply(0, "web\n"))
     host.on(["docker", "restart", "--time", "10", "shop-api"],
             Reply(1, "", "Error response from daemon: Cannot restart container shop-api\n"))
@@ -52,13 +51,16 @@ def test_a_failed_restart_stops_the_flow_there(hosts: ScriptedHosts, make_config
         steps = await restart.plan(cfg, hosts.pool(cfg), "test", [])
         bus = EventBus("restart")
         bus.add(Collector())
-        return await run_steps(bus, steps)
+        return await restart.execute(cfg, hosts.pool(cfg), "test", [], steps, bus)
 
     outcome = asyncio.run(go())
     assert not outcome.ok and outcome.exit_code == 1
-    assert outcome.failed_step == "step 3/4 restart api on test-1"
+    # The runner takes TEST's lock first: step 1.
+    assert outcome.failed_step == "step 4/5 restart api on test-1"
     assert outcome.undone == []  # a restart has nothing to undo
-    assert [a for a in host.ran if a[:2] != ["docker", "inspect"]] == [
+    assert host.ran_matching("sh", "-c", ANY, "ferryman-lock", REST)
+    assert host.ran_matching("sh", "-c", ANY, "ferryman-unlock", REST)
+    assert [a for a in host.changes() if a[:2] != ["docker", "inspect"]] == [
         ["docker", "restart", "--time", "10", "web"],
         ["sh", "-c", ANY, "ferryman-http", "http://127.0.0.1:8080/health", "5"],
         ["docker", "restart", "--time", "10", "shop-api"]]

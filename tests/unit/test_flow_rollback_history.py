@@ -8,59 +8,89 @@ import json
 from typing import Any
 
 import pytest
-from fakehost import ANY, REST, Capture, Reply, ScriptedHosts
+from fakehost import ANY, REST, Capture, Reply, ScriptedHost, ScriptedHosts
 
 from ferryman.errors import BadInput, PreconditionFailed
 from ferryman.events import Collector, EventBus
-from ferryman.flows import history, rollback
-from ferryman.steps import run_steps
+from ferryman.flows import history, release, rollback
+from ferryman.journal import journal_path
+from ferryman.record import History, Record, ServiceChange, parse_record
+from ferryman.state import read_records
 from ferryman.transport import CommandFailed
 
 BEFORE = Capture.load("before_release")
 AFTER = Capture.load("after_release")
-HISTORY = ["tail", "-n", "200", "/var/lib/ferryman/shop/releases.jsonl"]
+HISTORY = read_records("shop")
+# How the history was read when the captures were made.
+OLD_HISTORY = ["tail", "-n", "200", "/var/lib/ferryman/shop/releases.jsonl"]
 INSPECT = ["docker", "inspect", "--type", "container"]
 V1 = AFTER.stdout("prod-1", ["docker", "image", "inspect", "--format", "{{.Id}}",
                             "ferryman-app:v1"]).strip()
 
 
+def _history(capture: Capture, host: ScriptedHost) -> ScriptedHost:
+    """The history on host as the capture holds it, read the way ferryman reads it now."""
+    return host.on(HISTORY, *capture.read_replies(host.label, HISTORY, OLD_HISTORY))
+
+
 def records() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in AFTER.stdout("prod-1", HISTORY).splitlines()]
+    """The records as PROD's history file holds them (JSON lines, read without ferryman)."""
+    replies = AFTER.read_replies("prod-1", HISTORY, OLD_HISTORY)
+    return [json.loads(line) for line in replies[0].stdout.splitlines()]
+
+
+def released() -> list[ServiceChange]:
+    """What the captured release did to each service, as pruning is handed it."""
+    return [ServiceChange.model_validate(s) for s in records()[0]["services"]]
 
 
 # --- pick ------------------------------------------------------------------------------------
 
 def _r(rid: str, kind: str = "release", result: str = "ok", to: str = "prod",
-       **more: str) -> dict[str, Any]:
-    return {"id": rid, "kind": kind, "to": to, "result": result, **more}
+       **more: str) -> Record:
+    # Each changed web (a release that changed nothing is never a rollback target).
+    web = {"service": "web", "host": "prod-1", "container": "web", "mode": "run"}
+    return parse_record({"id": rid, "kind": kind, "from": "test", "to": to, "who": "op@pc",
+                         "when": "2026-01-01T00:00:00+00:00", "result": result,
+                         "services": [web], **more})
+
+
+def _h(*rs: Record, unreadable: list[str] | None = None) -> History:
+    return History(list(rs), unreadable or [])
 
 
 def test_pick_skips_failed_releases_and_ones_already_rolled_back() -> None:
-    rs = [_r("r1"), _r("r2"), _r("r3", result="failed"), _r("r4", to="test"),
-          _r("k1", "rollback", rolls_back="r2")]
-    assert rollback.pick(rs, "prod", None)["id"] == "r1"
+    h = _h(_r("r1"), _r("r2"), _r("r3", result="failed"), _r("r4", to="test"),
+           _r("k1", "rollback", rolls_back="r2"))
+    assert rollback.pick(h, "prod", None).id == "r1"
 
 
 def test_pick_ignores_a_rollback_that_failed() -> None:
-    rs = [_r("r1"), _r("r2"), _r("k1", "rollback", result="failed", rolls_back="r2")]
-    assert rollback.pick(rs, "prod", None)["id"] == "r2"
+    h = _h(_r("r1"), _r("r2"), _r("k1", "rollback", result="failed", rolls_back="r2"))
+    assert rollback.pick(h, "prod", None).id == "r2"
 
 
 def test_pick_refuses_an_unknown_or_failed_release_by_name() -> None:
-    rs = [_r("r1"), _r("r2", result="failed")]
+    h = _h(_r("r1"), _r("r2", result="failed"))
     for wanted in ("r9", "r2"):
         with pytest.raises(BadInput) as err:
-            rollback.pick(rs, "prod", wanted)
+            rollback.pick(h, "prod", wanted)
         assert err.value.exit_code == 2
         assert str(err.value) == f"no successful release {wanted} on prod (latest: r1)"
+    # Lines it could not read may hold the one asked for: the refusal says so.
+    h.unreadable.append("line 3: not a JSON object (42)")
+    with pytest.raises(BadInput) as err:
+        rollback.pick(h, "prod", "r9")
+    assert str(err.value) == ("no successful release r9 on prod (latest: r1); 1 record(s) "
+                              "could not be read")
 
 
 def test_pick_refuses_when_nothing_is_left_to_roll_back() -> None:
     with pytest.raises(BadInput) as err:
-        rollback.pick([_r("r1"), _r("k1", "rollback", rolls_back="r1")], "prod", None)
+        rollback.pick(_h(_r("r1"), _r("k1", "rollback", rolls_back="r1")), "prod", None)
     assert str(err.value) == "no release on prod to roll back"
     with pytest.raises(BadInput):
-        rollback.pick([], "prod", None)
+        rollback.pick(_h(), "prod", None)
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -68,16 +98,19 @@ def test_pick_refuses_when_nothing_is_left_to_roll_back() -> None:
 def test_history_of_an_environment_without_releases_is_empty(hosts: ScriptedHosts,
                                                              make_config) -> None:
     cfg = make_config()
-    hosts["prod-1"].replay(BEFORE)  # tail: cannot open ... (no release yet)
-    assert asyncio.run(history.read_history(cfg, hosts.pool(cfg), "prod")) == []
+    _history(BEFORE, hosts["prod-1"])  # no history file yet: ABSENT
+    got = asyncio.run(history.read_history(cfg, hosts.pool(cfg), "prod"))
+    assert got.records == [] and got.unreadable == []
 
 
 def test_history_reads_the_records_on_the_first_host(hosts: ScriptedHosts,
                                                      make_config) -> None:
     cfg = make_config(prod_hosts=["prod-1", "prod-2"])
-    hosts["prod-1"].replay(AFTER)
+    _history(AFTER, hosts["prod-1"])
     got = asyncio.run(history.read_history(cfg, hosts.pool(cfg), "prod"))
-    assert [r["id"] for r in got] == [records()[0]["id"]]
+    assert [r.id for r in got.records] == [records()[0]["id"]] and got.unreadable == []
+    # A record of the first version (no `version` key), read as such.
+    assert got.records[0].version == 1 and got.records[0].services == released()
     assert "prod-2" not in hosts.by_label
 
 
@@ -92,13 +125,23 @@ def test_history_that_cannot_be_read_is_an_error(hosts: ScriptedHosts, make_conf
 
 # --- rollback planning -----------------------------------------------------------------------
 
+def flow(cfg: Any, hosts: ScriptedHosts, p: rollback.RollbackPlan) -> list[str]:
+    """The steps the rollback runs, as its dry run lists them (the runner's lock first)."""
+    bus = EventBus("rollback")
+    seen = Collector()
+    bus.add(seen)
+    asyncio.run(release.execute(cfg, hosts.pool(cfg), p, bus, dry_run=True))
+    return [e.data["name"] for e in seen.events if e.kind == "step_plan"]
+
+
 def test_rollback_plan_brings_back_the_kept_web_and_pins_api_again(hosts: ScriptedHosts,
                                                                    make_config) -> None:
     cfg = make_config()
-    hosts["prod-1"].replay(AFTER)
+    _history(AFTER, hosts["prod-1"].replay(AFTER))
     kept = records()[0]["services"][0]["kept"]
     p = asyncio.run(rollback.plan_rollback(cfg, hosts.pool(cfg), "prod", None))
-    assert [s.name for s in p.steps] == [
+    assert p.target is not None and p.target.id == records()[0]["id"]
+    assert flow(cfg, hosts, p) == [
         "lock prod on prod-1", "stop old web on prod-1", "start previous web on prod-1",
         "health of web on prod-1", "compose up api on prod-1", "health of api on prod-1"]
     steps = {s.name: s for s in p.steps}
@@ -117,7 +160,7 @@ def test_rollback_refuses_when_the_kept_container_is_gone(hosts: ScriptedHosts,
                                                           make_config) -> None:
     cfg = make_config()
     kept = records()[0]["services"][0]["kept"]
-    prod = hosts["prod-1"].replay(AFTER)
+    prod = _history(AFTER, hosts["prod-1"].replay(AFTER))
     now = AFTER.stdout("prod-1", [*INSPECT, "web", "shop-api"])
     prod.on([*INSPECT, "web", "shop-api", kept],
             Reply(1, now, f"Error: No such container: {kept}\n"))
@@ -131,7 +174,7 @@ def test_rollback_refuses_a_service_the_config_no_longer_has(hosts: ScriptedHost
                                                              make_config) -> None:
     cfg = make_config()
     cfg.services.pop("web")
-    hosts["prod-1"].replay(AFTER)
+    _history(AFTER, hosts["prod-1"].replay(AFTER))
     with pytest.raises(BadInput) as err:
         asyncio.run(rollback.plan_rollback(cfg, hosts.pool(cfg), "prod", None))
     assert err.value.exit_code == 2
@@ -148,7 +191,7 @@ def test_prune_keeps_the_newest_and_removes_older_kept_containers(hosts: Scripte
     seen = Collector()
     bus.add(seen)
     removed = asyncio.run(history.prune_kept(cfg, hosts.pool(cfg), "prod",
-                                             records()[0]["services"], bus))
+                                             released(), bus))
     assert removed == ["prod-1:web.ferryman-r20260101-000001",
                        "prod-1:web.ferryman-r20260101-000000"]
     changes = [a for a in prod.ran if a[1] in ("rm", "rmi")]
@@ -171,7 +214,7 @@ def test_prune_goes_on_when_one_container_cannot_be_removed(hosts: ScriptedHosts
     seen = Collector()
     bus.add(seen)
     removed = asyncio.run(history.prune_kept(cfg, hosts.pool(cfg), "prod",
-                                             records()[0]["services"], bus))
+                                             released(), bus))
     assert removed == ["prod-1:web.ferryman-r20260101-000000"]
     warnings = [e.data["message"] for e in seen.events if e.kind == "warn"]
     assert warnings == ["could not prune web.ferryman-r20260101-000001 on prod-1: "
@@ -183,7 +226,7 @@ def test_prune_within_keep_releases_removes_nothing(hosts: ScriptedHosts,
     cfg = make_config()  # keep_releases 3: exactly the three kept containers there
     prod = hosts["prod-1"].replay(AFTER)
     removed = asyncio.run(history.prune_kept(cfg, hosts.pool(cfg), "prod",
-                                             records()[0]["services"], EventBus("release")))
+                                             released(), EventBus("release")))
     assert removed == []
     assert [a for a in prod.ran if a[1] in ("rm", "rmi")] == []
 
@@ -220,13 +263,14 @@ class Containers:
 
 def test_failed_rollback_puts_the_release_back(hosts: ScriptedHosts, make_config) -> None:
     cfg = make_config()
-    prod = hosts["prod-1"].replay(AFTER)
+    prod = _history(AFTER, hosts["prod-1"].replay(AFTER))
     kept = records()[0]["services"][0]["kept"]
     p = asyncio.run(rollback.plan_rollback(cfg, hosts.pool(cfg), "prod", None))
     aside = f"web.ferryman-{p.rid}"
     engine = Containers(AFTER.stdout("prod-1", [*INSPECT, "web", "shop-api", kept]))
     prod.on([*INSPECT, REST], engine.inspect)
     prod.keeps_state()
+    prod.on(["sh", "-c", ANY, "ferryman-record", REST], Reply(0))
     prod.on(["docker", "rename", REST], engine.rename)
     prod.on(["docker", "stop", REST], engine.run_state(False))
     prod.on(["docker", "start", REST], engine.run_state(True))
@@ -235,13 +279,14 @@ def test_failed_rollback_puts_the_release_back(hosts: ScriptedHosts, make_config
     prod.on(["sh", "-c", ANY, "ferryman-http", REST],
             Reply(7, "", "curl: (7) Failed to connect to 127.0.0.1 port 8080\n"), Reply(0))
     prod.on(["docker", "logs", "--tail", "40", "web"], Reply(0, "httpd: bind: in use\n"))
-    before = len(prod.ran)
+    before = len(prod.changes())
 
-    outcome = asyncio.run(run_steps(EventBus("rollback"), p.steps))
+    outcome = asyncio.run(release.execute(cfg, hosts.pool(cfg), p, EventBus("rollback"),
+                                          rolls_back=p.target.id))
     assert outcome.failed_step == "step 4/6 health of web on prod-1"
     assert outcome.undone == ["start previous web on prod-1", "stop old web on prod-1"]
-    changes = [a for a in prod.ran[before:] if a[:2] not in (["docker", "inspect"],
-                                                             ["sh", "-c"])]
+    changes = [a for a in prod.changes()[before:] if a[:2] not in (["docker", "inspect"],
+                                                                   ["sh", "-c"])]
     assert changes == [
         # rollback: set the released web aside, bring the previous one back
         ["docker", "update", "--restart", "no", "web"], ["docker", "stop", "web"],
@@ -257,4 +302,10 @@ def test_failed_rollback_puts_the_release_back(hosts: ScriptedHosts, make_config
     ]
     assert engine.by_name["web"]["Image"] == records()[0]["services"][0]["new"]["id"]
     assert engine.by_name["web"]["State"]["Running"]
-    assert not [a for a in prod.ran[before:] if a[0] == "docker-compose"]
+    assert not [a for a in prod.changes()[before:] if a[0] == "docker-compose"]
+    # Recorded as a failed rollback of the release: a later rollback still finds it.
+    [line] = [a[-1] for a in prod.ran_matching("sh", "-c", ANY, "ferryman-record", REST)]
+    record = parse_record(json.loads(line))
+    assert (record.kind, record.result, record.rolls_back) == ("rollback", "failed",
+                                                               p.target.id)
+    assert prod.ran_matching("rm", "-f", "--", journal_path("shop"))

@@ -28,6 +28,9 @@ def test_compose_override_and_up() -> None:
         "-f", "/opt/shop/a.yml", "-f", "/opt/shop/b.yml", "-f", "/o.yml",
         "up", "-d", "--no-deps", "api"]
     assert dcompose.up_service(info, "/o.yml", v2=True)[:2] == ["docker", "compose"]
+    # Brought up once with the override, the labels list it: it is not named twice.
+    again = ComposeInfo("shop", "api", "/opt/shop", ["/opt/shop/a.yml", "/o.yml"])
+    assert dcompose.up_service(again, "/o.yml", v2=False).count("/o.yml") == 1
 
 
 # Stand-ins found first on PATH: each logs its call, consumes what a real one would, and
@@ -115,7 +118,10 @@ def test_pick_compression() -> None:
 
 
 def test_pick_release_to_roll_back() -> None:
-    base = {"from": "test", "to": "prod", "who": "ana@laptop", "when": "2026-11-30T10:00:00"}
+    change = {"service": "web", "host": "prod-1", "container": "web", "mode": "compose",
+              "new": {"ref": "app:v2", "id": "sha256:b"}, "old": {"ref": "app:v1", "id": "a"}}
+    base = {"from": "test", "to": "prod", "who": "ana@laptop", "when": "2026-11-30T10:00:00",
+            "services": [change]}
     lines = "\n".join(json.dumps({**base, **r}) for r in [
         {"id": "r1", "kind": "release", "result": "ok"},
         {"id": "r2", "kind": "release", "result": "ok"},
@@ -126,3 +132,15 @@ def test_pick_release_to_roll_back() -> None:
     assert len(history.records) == 4 and len(history.unreadable) == 1
     assert pick(history, "prod", None).id == "r1"
     assert pick(history, "prod", "r2").id == "r2"
+
+
+def test_a_release_that_changed_nothing_is_not_rolled_back() -> None:
+    base = {"from": "test", "to": "prod", "who": "a", "when": "t", "kind": "release",
+            "result": "ok"}
+    svc = {"service": "web", "host": "prod-1", "container": "web",
+           "new": {"ref": "app:v2", "id": "sha256:b"}, "old": {"ref": "app:v1", "id": "sha256:a"}}
+    lines = "\n".join(json.dumps(r) for r in [
+        {**base, "id": "r1", "services": [{**svc, "mode": "run", "kept": "web.ferryman-r1"}]},
+        {**base, "id": "r2", "services": [{**svc, "mode": "unchanged"}]},
+    ])
+    assert pick(parse_history(lines), "prod", None).id == "r1"

@@ -307,7 +307,7 @@ def test_losing_the_first_host_leaves_the_outcome_standing(root: Path) -> None:
     assert out.exit_code == EXIT_FLOW_FAILED
     warned = [e.data["message"] for e in col.events if e.kind == "warn"]
     assert [w.split(":")[0] for w in warned] == [
-        "could not mark the journal", "could not record the run",
+        "could not mark the journal", "after the demo",
         "the lock of prod on prod-1 could not be given back"]
     assert "ferryman unlock prod" in warned[2]
     assert any(e.kind == "flow_end" for e in col.events)

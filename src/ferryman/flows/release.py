@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
 from ..docker import commands as dc
 from ..docker import images as di
-from ..docker.compose import file_version
+from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers, short_id
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
@@ -28,14 +27,12 @@ from ..locking import EnvLock
 from ..record import Image, ServiceChange
 from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
-from ..transport import Host
 from ..undo import UndoContext, bound, undoer
 from . import recreate as rc
-from .check import compose_flavour
 from .guards import guard_steps
 from .history import prune_kept, record_release
 from .lock import env_lock
-from .transfer import ImageToSend, StreamTransfer, Transfer
+from .transfer import ImageToSend, Prepared, StreamTransfer, Transfer
 
 
 @dataclass
@@ -103,6 +100,7 @@ async def _inspect_group(pool: HostPool, env: str, host: str,
 
 
 async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[str, Source]:
+    await pool.resolve(env)
     places = pool.placements(env, services or None)
     groups = list(by_host(places))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
@@ -173,6 +171,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
     sources = await read_sources(pool, src_env, services)
+    await pool.resolve(dst_env)
     check_policy(cfg, dst_env, sources)
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
@@ -238,21 +237,19 @@ async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: l
         src = pool.host(plan.src_env, src_host)
         before = {i.ref: had.get(i.ref) for i in images}
 
-        async def run(src: Host = src, images: list[ImageToSend] = images) -> str:
-            sent = await transfer.send(src, dst, images, bus)
-            return (f"{len(images)} image(s), {sent.wire_bytes} bytes on the wire "
+        prepared = await transfer.prepare(src, dst, images)
+
+        async def run(prepared: Prepared = prepared) -> str:
+            sent = await transfer.send(prepared, bus)
+            return (f"{len(prepared.images)} image(s), {sent.wire_bytes} bytes on the wire "
                     f"({sent.compression}), {sent.seconds:.1f}s")
 
         data = {"kind": "retag", "host": host_label, "before": before}
-
-        cmds = [f"{src_host}: " + shlex.join(di.save([i.ref for i in images], "zstd")),
-                f"{host_label}: " + shlex.join(di.load("zstd")),
-                "(zstd where both ends have it, else gzip, else none)"]
         steps.append(Step(
             f"transfer images {src_host} -> {host_label}", run, bound(ctx, data), undo_data=data,
             params={"images": {i.ref: i.image_id for i in images},
-                    "bytes": sum(i.size for i in images)},
-            host=host_label, commands=cmds, undo_if_failed=True))
+                    "bytes": sum(i.size for i in images), "compression": prepared.compression},
+            host=host_label, commands=prepared.lines(), undo_if_failed=True))
     return steps
 
 

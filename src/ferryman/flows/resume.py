@@ -35,9 +35,9 @@ class AbortPlan:
     untouched: list[str] = field(default_factory=list)  # steps that recorded no undo
 
 
-async def find_journal(cfg: Config, pool: HostPool, env: str, verb: str) -> tuple[EnvLock,
-                                                                                   Journal]:
-    lock = env_lock(cfg, pool, env, f"{verb} {env}")
+async def find_journal(cfg: Config, pool: HostPool, env: str, verb: str,
+                       lock: EnvLock | None = None) -> tuple[EnvLock, Journal]:
+    lock = lock or env_lock(cfg, pool, env, f"{verb} {env}")
     journal = await read_journal(lock.host, cfg.project, lock.label)
     if journal is None:
         raise BadInput(f"nothing to {verb} on {env}: no unfinished flow is recorded on "
@@ -96,19 +96,30 @@ async def execute_abort(cfg: Config, pool: HostPool, plan: AbortPlan, bus: Event
         else:
             await j.mark("undo failed", outcome.undo_failed)
 
+    async def unchanged() -> None:
+        # Read before the lock was taken: it must still be the same journal now.
+        now = await read_journal(plan.lock.host, cfg.project, plan.lock.label)
+        if now is None or now.to_dict() != j.to_dict():
+            raise PreconditionFailed(f"the unfinished {j.flow} {j.rid} on {j.env} changed or "
+                                     "ended while the abort was being planned",
+                                     host=plan.lock.label, hint=f"ferryman abort {j.env} again")
+
     return await run_steps(bus, plan.steps, {"env": j.env, "flow": j.flow, "id": j.rid},
-                           locks=[plan.lock], dry_run=dry_run, finish=finish)
+                           locks=[plan.lock], dry_run=dry_run, after_lock=unchanged,
+                           finish=finish)
 
 
 async def resume(cfg: Config, pool: HostPool, env: str, bus: EventBus,
                  dry_run: bool = False) -> Outcome:
-    lock, journal = await find_journal(cfg, pool, env, "resume")
-    if journal.flow != "release":
-        raise BadInput(f"{env} has {journal.describe()}: only a release can be resumed",
-                       hint=f"ferryman abort {env} undoes it")
-    ctx = journal.context
-    await lock.take()
+    lock = env_lock(cfg, pool, env, f"resume {env}")
+    if not dry_run:
+        await lock.take()  # the journal is read, and acted on, under the lock
     try:
+        lock, journal = await find_journal(cfg, pool, env, "resume", lock)
+        if journal.flow != "release":
+            raise BadInput(f"{env} has {journal.describe()}: only a release can be resumed",
+                           hint=f"ferryman abort {env} undoes it")
+        ctx = journal.context
         bus.info(f"resuming {journal.describe()}")
         cut = [e for e in journal.entries if e.status == "started" and e.undo is not None]
         if not dry_run:

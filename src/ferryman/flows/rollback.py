@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..docker import commands as dc
-from ..docker.compose import file_version
+from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..errors import BadInput, PreconditionFailed
 from ..hosts import HostPool
@@ -19,7 +19,6 @@ from ..record import History, Image, Record, ServiceChange
 from ..state import release_id
 from ..undo import UndoContext
 from . import recreate as rc
-from .check import compose_flavour
 from .history import read_history
 from .lock import env_lock
 from .release import FlowPlan
@@ -40,7 +39,9 @@ def pick(history: History, env: str, wanted: str | None) -> Record:
     """The release to undo: the one named, else the newest successful one not yet undone."""
     records = history.records
     done = {r.rolls_back for r in records if r.kind == "rollback" and r.result == "ok"}
-    releases = [r for r in records if r.kind == "release" and r.to == env and r.result == "ok"]
+    # A release that found everything in place changed nothing: nothing to go back from.
+    releases = [r for r in records if r.kind == "release" and r.to == env and r.result == "ok"
+                and any(s.mode != "unchanged" for s in r.services)]
     if wanted:
         match = [r for r in releases if r.id == wanted]
         if not match:
