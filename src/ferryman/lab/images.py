@@ -6,6 +6,8 @@ a static busybox serving files over HTTP. Both are built once and reused.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -173,8 +175,14 @@ def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str
     """A 2 MB web app: busybox httpd on port 8080 serving `body` at / and "ok" at /health;
     `blob_mb` adds that many MB of random bytes, for transfers that take a while."""
     ref = f"{name}:{tag}"
-    if image_exists(ref) and not force:
-        return ref
+    # The tag is reused only when it was built from this very definition: two tests asking
+    # for one tag with different contents must not get each other's image.
+    spec = json.dumps([body, cmd, workdir, env, extra_files, blob_mb], sort_keys=True)
+    comment = "ferryman-lab " + hashlib.sha256(spec.encode()).hexdigest()[:16]
+    if not force and image_exists(ref):
+        made = docker("image", "inspect", "--format", "{{.Comment}}", ref, check=False)
+        if made.stdout.decode().strip() == comment:
+            return ref
     with tempfile.TemporaryDirectory(prefix="ferryman-app-") as tmp:
         root = Path(tmp)
         (root / "bin").mkdir()
@@ -201,5 +209,5 @@ def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str
         for key, value in (env or {}).items():
             changes += ["-c", f"ENV {key}={value}"]
         tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True)
-        docker("import", *changes, "-", ref, input=tar.stdout)
+        docker("import", "-m", comment, *changes, "-", ref, input=tar.stdout)
     return ref
