@@ -36,7 +36,7 @@ def target_for(cfg: Config, spec: HostSpec) -> SshTarget:
             label=f"{spec.label} (jump {hop.hostname})", hostname=hop.hostname, port=hop.port,
             user=hop.user, identity_file=spec.identity_file,
             known_hosts=spec.known_hosts or cfg.ssh.known_hosts, accept_unknown_host_key=accept,
-            connect_timeout=cfg.ssh.connect_timeout,
+            connect_timeout=cfg.ssh.connect_timeout, **_keepalive(cfg),
         )
     return SshTarget(
         label=spec.label,
@@ -48,8 +48,14 @@ def target_for(cfg: Config, spec: HostSpec) -> SshTarget:
         known_hosts=spec.known_hosts or cfg.ssh.known_hosts,
         accept_unknown_host_key=accept,
         connect_timeout=cfg.ssh.connect_timeout,
+        **_keepalive(cfg),
         jump=jump,
     )
+
+
+def _keepalive(cfg: Config) -> dict[str, float]:
+    return {"keepalive_interval": cfg.ssh.keepalive_interval,
+            "keepalive_count_max": cfg.ssh.keepalive_count_max}
 
 
 class HostPool:
@@ -74,7 +80,7 @@ class HostPool:
             if spec is None:
                 raise BadInput(f"environment '{env}' has no host '{label}'")
             inner: Host = (
-                LocalHost(spec.label) if spec.is_local
+                LocalHost(spec.label, self.cfg.ssh.command_timeout) if spec.is_local
                 else SshHost(target_for(self.cfg, spec), self.cfg.ssh.command_timeout)
             )
             self._hosts[key] = ObservedHost(inner, self.bus) if self.bus else inner

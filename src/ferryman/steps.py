@@ -48,6 +48,8 @@ class Outcome:
         failed before changing anything."""
         if self.ok:
             return 0
+        if isinstance(self.exception, TransportError):
+            return 3  # a host was lost: the flow stopped for want of it, undone or not
         code = getattr(self.exception, "exit_code", 1)
         return code if not self.undone and not self.undo_failed else 1
 
