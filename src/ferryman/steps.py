@@ -45,7 +45,7 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         """1 when a flow failed; the error's own code (3: a host precondition) when it
-        failed before changing anything."""
+        failed before changing anything; 3 whenever a host was lost."""
         if self.ok:
             return 0
         if isinstance(self.exception, TransportError):
@@ -143,8 +143,10 @@ async def _undo(bus: EventBus, done: list[Step], outcome: Outcome) -> None:
             await step.undo()
         except Exception as exc:
             outcome.undo_failed.append(step.name)
-            bus.emit("undo_fail", name=step.name, host=step.host,
-                     duration=round(time.monotonic() - t0, 3), **describe_error(exc))
+            # The error names its own host (a transport or command error): one host key.
+            err = {"host": step.host, **describe_error(exc)}
+            bus.emit("undo_fail", name=step.name, duration=round(time.monotonic() - t0, 3),
+                     **err)
             continue
         outcome.undone.append(step.name)
         bus.emit("undo_ok", name=step.name, host=step.host,

@@ -7,7 +7,7 @@ import asyncio
 from ferryman.events import Collector, EventBus
 from ferryman.redact import Redactor
 from ferryman.steps import Step, run_steps
-from ferryman.transport import CommandFailed, Result
+from ferryman.transport import CommandFailed, Result, TransportError
 
 
 def _bus() -> tuple[EventBus, Collector]:
@@ -102,3 +102,26 @@ def test_dry_run_runs_nothing() -> None:
     assert out.ok
     plan = next(e.data for e in col.events if e.kind == "step_plan")
     assert plan["commands"] == ["docker run app"]
+
+
+def test_lost_host_fails_its_undos_too_and_exits_3() -> None:
+    """A host lost mid-flow: the undos that need it fail as well; each failure is reported
+    (with the host it names) and the flow ends with exit 3."""
+    lost = TransportError("prod-1", "connection to root@prod lost while running curl")
+
+    async def ok() -> None:
+        return None
+
+    async def gone() -> None:
+        raise lost
+
+    steps = [Step("stop old web on prod-1", ok, gone, host="prod-1"),
+             Step("health of web on prod-1", gone, host="prod-1")]
+    bus, col = _bus()
+    out = asyncio.run(run_steps(bus, steps))
+    assert not out.ok and out.exit_code == 3
+    assert out.failed_step == "step 2/2 health of web on prod-1"
+    assert out.undo_failed == ["stop old web on prod-1"]
+    (fail,) = [e.data for e in col.events if e.kind == "undo_fail"]
+    assert fail["host"] == "prod-1" and "lost while running curl" in fail["error"]
+    assert out.host_state == {"prod-1": "NEEDS ATTENTION: undo of 'stop old web on prod-1' failed"}

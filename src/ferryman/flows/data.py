@@ -134,7 +134,7 @@ class Quiesce:
         for name in reversed(self.stopped):
             svc = by_container.get(name)
             await wait_healthy(self.site.host, svc.name if svc else name, name,
-                               svc.health if svc else None)
+                               svc.health if svc else None, env=self.site.env)
         return f"started {', '.join(reversed(self.stopped)) or 'nothing'}"
 
     async def stop_again(self) -> None:

@@ -32,6 +32,7 @@ class Target:
     container: str
     health: Health | None
     facts: ContainerFacts | None  # what runs there now (None: bootstrap)
+    env: str  # its environment, named in the commands a failure suggests
 
 
 def kept_name(container: str, rid: str) -> str:
@@ -100,7 +101,7 @@ def retire_steps(t: Target, kept: str, *, gate_on_undo: bool = True) -> Step:
     async def undo() -> str:
         await bring_back(t.host, kept, name, policy)
         if gate_on_undo:
-            return await wait_healthy(t.host, t.service, name, t.health)
+            return await wait_healthy(t.host, t.service, name, t.health, env=t.env)
         return "started"
 
     return Step(f"stop old {t.service} on {t.host_label}", run, undo,
@@ -134,7 +135,7 @@ def start_steps(t: Target, spec: RunSpec, what: str) -> Step:
 
 def health_step(t: Target) -> Step:
     async def run() -> str:
-        return await wait_healthy(t.host, t.service, t.container, t.health)
+        return await wait_healthy(t.host, t.service, t.container, t.health, env=t.env)
 
     params: dict[str, Any] = {"container": t.container}
     if t.health and t.health.http:
@@ -171,7 +172,7 @@ def compose_step(t: Target, project: str, new_ref: str, version: str | None, v2:
     async def undo() -> str:
         previous = await resolve_previous(t.host, old_ref, old_id)
         await _compose_up(t, info, previous, version, path, v2)
-        return await wait_healthy(t.host, t.service, t.container, t.health)
+        return await wait_healthy(t.host, t.service, t.container, t.health, env=t.env)
 
     cmds = [f"write {path}:\n" + dcompose.override(info.service, new_ref, version).rstrip(),
             shlex.join(dcompose.up_service(info, path, v2))]

@@ -156,7 +156,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
         src = sources[p.service]
         facts = current[p.host].get(p.container)
         t = rc.Target(p.service, p.host, pool.host(dst_env, p.host), p.container,
-                      cfg.services[p.service].health, facts)
+                      cfg.services[p.service].health, facts, env=dst_env)
         plan.steps.extend(await _service_steps(cfg, pool, plan, t, src, bus))
     # 3) the environment's own config
     plan.steps.extend(await guard_steps(cfg, pool, dst_env, plan.rid))

@@ -66,7 +66,7 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str, wanted: str | Non
                            "no longer has")
         facts = seen[e["host"]].get(e["container"])
         t = rc.Target(svc, e["host"], pool.host(env, e["host"]), e["container"],
-                      cfg.services[svc].health, facts)
+                      cfg.services[svc].health, facts, env=env)
         current = ({"ref": facts.image_ref, "id": facts.image_id} if facts else None)
         entry: dict[str, Any] = {"service": svc, "host": e["host"], "container": e["container"],
                                  "mode": e["mode"], "old": current, "new": e.get("old")}

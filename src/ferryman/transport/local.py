@@ -28,6 +28,22 @@ from .base import (
 KILL_GRACE = 10.0
 
 
+async def _pump(stream: asyncio.StreamReader | None, into: bytearray) -> None:
+    """Keeps what a command printed as it comes, so a deadline still shows the output."""
+    if stream is not None:
+        while chunk := await stream.read(65536):
+            into.extend(chunk)
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes | None) -> None:
+    if data is None or proc.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    proc.stdin.close()
+
+
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -49,6 +65,9 @@ class LocalProcess:
 
     async def _stalled(self, what: str) -> TransportError:
         await self.abort()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(KILL_GRACE):
+                await self._proc.wait()
         return TransportError(self._label, f"{short_command(self._argv)} {what} for "
                               f"{self._idle:g}s: stopped it")
 
@@ -136,22 +155,29 @@ class LocalHost:
             if check:
                 raise CommandFailed(result) from None
             return result
+        out, err = bytearray(), bytearray()
+        pumps = [asyncio.create_task(_pump(proc.stdout, out)),
+                 asyncio.create_task(_pump(proc.stderr, err))]
         timed_out = False
-        out = err = b""
         try:
             async with asyncio.timeout(deadline):
-                out, err = await proc.communicate(input)
+                await _feed(proc, input)
+                await asyncio.wait(pumps)  # unlike gather, leaves them running on timeout
+                await proc.wait()
         except TimeoutError:
             timed_out = True
             _kill_group(proc)
-            # What it printed before the kill; a child that left the group may still hold
-            # the pipes, so this wait is bounded too.
+            # A child that left the group may still hold the pipes: bounded too.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(KILL_GRACE):
-                    out, err = await proc.communicate()
+                    await asyncio.wait(pumps)
+                    await proc.wait()
+        finally:
+            for task in pumps:
+                task.cancel()
         result = Result(
             self.label, argv, proc.returncode if proc.returncode is not None else -1,
-            decode(out), decode(err), time.monotonic() - started, timed_out,
+            decode(bytes(out)), decode(bytes(err)), time.monotonic() - started, timed_out,
         )
         if check and not result.ok:
             raise CommandFailed(result)

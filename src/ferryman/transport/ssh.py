@@ -290,7 +290,9 @@ class SshProcess:
 
     async def _wait_pid(self) -> str | None:
         # The PID line comes first thing; it may still be in flight when an abort comes early.
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        if self._pid.cancelled():
+            return None
+        with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(asyncio.shield(self._pid), min(5.0, KILL_GRACE))
         return None
 
