@@ -45,11 +45,12 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         """1 when a flow failed; the error's own code (3: a host precondition) when it
-        failed before changing anything; 3 whenever a host was lost."""
+        failed before changing anything; 3 when a host was lost and what was done there could
+        not be undone."""
         if self.ok:
             return 0
-        if isinstance(self.exception, TransportError):
-            return 3  # a host was lost: the flow stopped for want of it, undone or not
+        if isinstance(self.exception, TransportError) and (self.undo_failed or not self.undone):
+            return 3
         code = getattr(self.exception, "exit_code", 1)
         return code if not self.undone and not self.undo_failed else 1
 

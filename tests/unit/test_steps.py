@@ -125,3 +125,18 @@ def test_lost_host_fails_its_undos_too_and_exits_3() -> None:
     (fail,) = [e.data for e in col.events if e.kind == "undo_fail"]
     assert fail["host"] == "prod-1" and "lost while running curl" in fail["error"]
     assert out.host_state == {"prod-1": "NEEDS ATTENTION: undo of 'stop old web on prod-1' failed"}
+
+
+def test_connection_lost_but_everything_undone_is_a_failed_flow() -> None:
+    """The connection broke mid-step but came back for the undos: exit 1, all undone."""
+    async def ok() -> None:
+        return None
+
+    async def cut() -> None:
+        raise TransportError("prod-1", "connection to root@prod lost while running docker load")
+
+    steps = [Step("stop old web on prod-1", ok, ok, host="prod-1"),
+             Step("transfer images", cut, host="prod-1")]
+    bus, _ = _bus()
+    out = asyncio.run(run_steps(bus, steps))
+    assert out.undone == ["stop old web on prod-1"] and out.exit_code == 1
