@@ -411,10 +411,16 @@ class SshHost:
                     proc: asyncssh.SSHClientProcess | None, pid: str | None) -> bool:
         """Kills a command that overran (by PID, over a new channel) and closes its channel.
         True when the host answered; False when it did not within KILL_GRACE (the connection
-        is then dropped)."""
-        if proc is not None:
-            with contextlib.suppress(asyncssh.Error, OSError):
-                proc.close()
+        is then dropped). The kill comes first: closing the channel is a clean end of input
+        to the far command, which a receiver would take for a complete stream."""
+        try:
+            return await self._kill(conn, pid)
+        finally:
+            if proc is not None:
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    proc.close()
+
+    async def _kill(self, conn: asyncssh.SSHClientConnection, pid: str | None) -> bool:
         if conn.is_closed():
             return False
         try:
