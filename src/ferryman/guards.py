@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .errors import FlowFailed
+
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
-class GuardError(ValueError):
-    pass
+class GuardError(FlowFailed):
+    """A guarded file is not what its guard expects (not JSON, key missing, not a string)."""
 
 
 @dataclass

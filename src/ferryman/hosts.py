@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .config import Config
@@ -58,13 +58,24 @@ def _keepalive(cfg: Config) -> dict[str, float]:
             "keepalive_count_max": cfg.ssh.keepalive_count_max}
 
 
+HostFactory = Callable[[str, HostSpec], Host]  # (environment, host spec) -> its Host
+
+
 class HostPool:
     """Opens each host once per run; every command of the run reuses that connection."""
 
-    def __init__(self, cfg: Config, bus: EventBus | None = None) -> None:
+    def __init__(self, cfg: Config, bus: EventBus | None = None,
+                 make_host: HostFactory | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
+        # Tests give hosts that answer from captured outputs; by default, real connections.
+        self._make_host = make_host or self._connect
         self._hosts: dict[tuple[str, str], Host] = {}
+
+    def _connect(self, env: str, spec: HostSpec) -> Host:
+        if spec.is_local:
+            return LocalHost(spec.label, self.cfg.ssh.command_timeout)
+        return SshHost(target_for(self.cfg, spec), self.cfg.ssh.command_timeout)
 
     def env(self, name: str):  # type: ignore[no-untyped-def]
         try:
@@ -79,10 +90,7 @@ class HostPool:
             spec = next((h for h in self.env(env).hosts if h.label == label), None)
             if spec is None:
                 raise BadInput(f"environment '{env}' has no host '{label}'")
-            inner: Host = (
-                LocalHost(spec.label, self.cfg.ssh.command_timeout) if spec.is_local
-                else SshHost(target_for(self.cfg, spec), self.cfg.ssh.command_timeout)
-            )
+            inner = self._make_host(env, spec)
             self._hosts[key] = ObservedHost(inner, self.bus) if self.bus else inner
         return self._hosts[key]
 

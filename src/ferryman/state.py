@@ -1,7 +1,8 @@
 """What ferryman keeps on the servers, so every operator sees the same lock and history.
 
 Layout under /var/lib/ferryman/PROJECT/ on each host:
-  lock/owner.json     the environment lock (a directory: mkdir is atomic)
+  lock/owner.json     the environment lock (a directory: mkdir is atomic; see locking.py)
+  journal.json        the flow in progress: the step reached and what its undo needs
   releases.jsonl      one JSON line per release or rollback, newest last
   compose/            override files that pin a compose service's image
 """
@@ -9,25 +10,38 @@ Layout under /var/lib/ferryman/PROJECT/ on each host:
 from __future__ import annotations
 
 import getpass
-import json
-import os
+import re
+import secrets
 import socket
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 ROOT = "/var/lib/ferryman"
-LOCK_HELD = 75  # exit status of the acquire script when someone else holds the lock
 
 
 def state_dir(project: str) -> str:
     return f"{ROOT}/{project}"
 
 
+_last_stamp: list[datetime] = []
+
+
+def stamp_id(prefix: str, now: datetime | None = None) -> str:
+    """A time-ordered id, unique below one second: r20261130-195501-042113a3f9 (microseconds,
+    strictly increasing within this process, then a random suffix against other machines)."""
+    now = now or datetime.now(UTC)
+    if _last_stamp and now <= _last_stamp[0]:
+        now = _last_stamp[0] + timedelta(microseconds=1)
+    _last_stamp[:] = [now]
+    return f"{prefix}{now:%Y%m%d-%H%M%S}-{now.microsecond:06d}{secrets.token_hex(2)}"
+
+
+# Ids of earlier versions stop at the second.
+ID_PATTERN = re.compile(r"^[a-z]\d{8}-\d{6}(-\d{6}[0-9a-f]{4})?$")
+
+
 def release_id(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("r%Y%m%d-%H%M%S")
+    return stamp_id("r", now)
 
 
 def operator() -> str:
@@ -38,74 +52,28 @@ def operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-@dataclass
-class LockOwner:
-    owner: str
-    since: str
-    command: str
-    token: str
-
-    @classmethod
-    def mine(cls, command: str) -> LockOwner:
-        return cls(operator(), datetime.now(UTC).isoformat(timespec="seconds"), command,
-                   f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False)
-
-    @classmethod
-    def parse(cls, text: str) -> LockOwner | None:
-        try:
-            d = json.loads(text)
-            return cls(d["owner"], d["since"], d["command"], d.get("token", ""))
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
-_ACQUIRE = (
-    'mkdir -p "$1" || exit 1; '
-    'if mkdir "$1/lock" 2>/dev/null; then printf "%s\\n" "$2" > "$1/lock/owner.json"; '
-    'else cat "$1/lock/owner.json" 2>/dev/null; exit 75; fi'
-)
-# Only the holder's token removes the lock, so a late cleanup never frees someone else's lock.
-_RELEASE = 'grep -qF -- "$2" "$1/lock/owner.json" 2>/dev/null && rm -rf -- "$1/lock"; exit 0'
 _APPEND = 'mkdir -p "$1" && printf "%s\\n" "$2" >> "$1/releases.jsonl"'
 _WRITE = 'mkdir -p "$(dirname "$1")" && cat > "$1"'
+# An absent file is told by the exit status (EX_NOINPUT), never by the words of an error.
+ABSENT = 66
+_READ = '[ -e "$1" ] || exit 66; cat -- "$1"'
+_TAIL = '[ -e "$2" ] || exit 66; tail -n "$1" -- "$2"'
 
 
-def acquire_lock(project: str, owner: LockOwner) -> list[str]:
-    return ["sh", "-c", _ACQUIRE, "ferryman-lock", state_dir(project), owner.to_json()]
-
-
-def release_lock(project: str, owner: LockOwner) -> list[str]:
-    return ["sh", "-c", _RELEASE, "ferryman-unlock", state_dir(project), owner.token]
-
-
-def break_lock(project: str) -> list[str]:
-    return ["rm", "-rf", "--", f"{state_dir(project)}/lock"]
-
-
-def read_lock(project: str) -> list[str]:
-    return ["cat", f"{state_dir(project)}/lock/owner.json"]
-
-
-def append_record(project: str, record: dict[str, Any]) -> list[str]:
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+def append_record(project: str, line: str) -> list[str]:
+    """argv that appends one record line (record.py) to the history."""
     return ["sh", "-c", _APPEND, "ferryman-record", state_dir(project), line]
 
 
 def read_records(project: str, last: int = 200) -> list[str]:
-    return ["tail", "-n", str(last), f"{state_dir(project)}/releases.jsonl"]
+    """argv that prints the last records; exits ABSENT when there is no history yet."""
+    return ["sh", "-c", _TAIL, "ferryman-history", str(last),
+            f"{state_dir(project)}/releases.jsonl"]
 
 
-def parse_records(stdout: str) -> list[dict[str, Any]]:
-    out = []
-    for line in stdout.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue  # a torn last line from a crash must not hide the others
-    return out
+def read_file(path: str) -> list[str]:
+    """argv that prints a file; exits ABSENT when it does not exist."""
+    return ["sh", "-c", _READ, "ferryman-read", path]
 
 
 def write_file(path: str) -> list[str]:

@@ -1,21 +1,30 @@
 """The step runner: a flow is an ordered list of named steps, each with its undo.
 
-The runner announces `step N/M`, records parameters and timings, and on failure records the raw
-output, runs the undos of the finished steps in reverse, and says what each host is left in.
+The runner takes the lock of every environment the flow changes (no flow can forget it),
+refuses to start over an unfinished flow's journal, announces `step N/M`, records parameters
+and timings, writes the journal before each change, and on failure records the raw output,
+runs the undos of the finished steps in reverse, and says what each host is left in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .errors import FerrymanError, Interrupted, exit_code_of
 from .events import EventBus
 from .redact import raw_output
-from .transport.base import CommandFailed, TransportError
+from .transport.base import CommandFailed, TransportError, short_command
+
+if TYPE_CHECKING:
+    from .journal import Journal
+    from .locking import EnvLock
 
 Action = Callable[[], Awaitable[Any]]
+Finish = Callable[["Outcome"], Awaitable[Any]]
 
 
 @dataclass
@@ -27,6 +36,13 @@ class Step:
     host: str | None = None  # the host this step changes, for the state report
     commands: list[str] = field(default_factory=list)  # planned command lines, for --dry-run
     undo_if_failed: bool = False  # the undo also cleans up after this step's own failure
+    # What the undo needs, as data: the journal keeps it so `ferryman abort` can undo this
+    # step from another process (see undo.py). None: nothing to undo, or not from outside.
+    undo_data: dict[str, Any] | None = None
+
+    @property
+    def changes(self) -> bool:
+        return self.host is not None or self.undo is not None
 
 
 @dataclass
@@ -44,42 +60,98 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        """1 when a flow failed; the error's own code (3: a host precondition) when it
-        failed before changing anything; 3 when a host was lost and what was done there could
-        not be undone."""
+        """The error's own code (errors.py), wherever the flow stopped; 1 when an undo
+        failed, since a host then needs attention whatever the first cause, unless a host
+        was lost: that is 3 (its undos fail for the same reason)."""
         if self.ok:
             return 0
-        if isinstance(self.exception, TransportError) and (self.undo_failed or not self.undone):
-            return 3
-        code = getattr(self.exception, "exit_code", 1)
-        return code if not self.undone and not self.undo_failed else 1
+        if isinstance(self.exception, TransportError):
+            return exit_code_of(self.exception)
+        return 1 if self.undo_failed else exit_code_of(self.exception)
+
+    @property
+    def clean(self) -> bool:
+        """Every host is as planned: the flow succeeded, or all its undos ran."""
+        return self.ok or not self.undo_failed
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
-    data: dict[str, Any] = {"error": str(exc) or type(exc).__name__}
+    data: dict[str, Any] = {"error": str(exc) or type(exc).__name__,
+                            "exit_code": exit_code_of(exc)}
     if isinstance(exc, CommandFailed):
         r = exc.result
-        data.update(
-            host=r.host, command=r.command_line, short_command=r.short_command,
-            exit=r.exit_status, stdout=r.stdout, stderr=r.stderr,
-        )
-    if isinstance(exc, TransportError):
-        data["host"] = exc.host
+        data.update(command=r.command_line, short_command=r.short_command,
+                    exit=r.exit_status, stdout=r.stdout, stderr=r.stderr)
+    if isinstance(exc, FerrymanError):
+        if exc.host:
+            data["host"] = exc.host
+        if exc.evidence and "stdout" not in data:
+            data["stdout"] = exc.evidence
         if exc.hint:
             data["hint"] = exc.hint
-    evidence = getattr(exc, "evidence", None)
-    if evidence and "stdout" not in data:
-        data["stdout"] = evidence
-    hint = getattr(exc, "hint", None)
-    if hint and "hint" not in data:
-        data["hint"] = hint
     return data
 
 
+def lock_steps(locks: Sequence[EnvLock], journal: Journal | None,
+               after_lock: Action | None) -> list[Step]:
+    """One step per environment lock; the last also refuses an unfinished flow's journal and
+    re-reads what planning saw (`after_lock`), now that nobody else can change it."""
+    steps = []
+    for i, lk in enumerate(locks):
+        last = i == len(locks) - 1
+
+        async def run(lk: EnvLock = lk, last: bool = last) -> str:
+            if not lk.held:
+                await lk.take()
+            if last and journal is not None:
+                await journal.refuse_unfinished(locks)
+            if last and after_lock is not None:
+                await after_lock()
+            said = f"locked by {lk.owner.owner}"
+            return said + (f" (took over a stale lock of {lk.took_over})" if lk.took_over
+                           else "")
+
+        steps.append(Step(f"lock {lk.env} on {lk.label}", run,
+                          params={"owner": lk.owner.owner, "command": lk.owner.command},
+                          commands=[f"{lk.label}: {short_command(lk.acquire_argv)}"]))
+    return steps
+
+
 async def run_steps(
-    bus: EventBus, steps: list[Step], params: dict[str, Any] | None = None,
-    *, dry_run: bool = False,
+    bus: EventBus, steps: list[Step], params: dict[str, Any] | None = None, *,
+    locks: Sequence[EnvLock], journal: Journal | None = None, dry_run: bool = False,
+    after_lock: Action | None = None, finish: Finish | None = None,
 ) -> Outcome:
+    """Runs a flow under the locks of the environments it changes.
+
+    `locks` is required: a flow whose steps change a host and that holds no lock is a bug,
+    refused here. `finish` runs under the locks after the steps (and undos): to record the
+    run. The journal is kept on the lock hosts until every host is as planned.
+    """
+    if not locks and any(s.changes for s in steps):
+        raise TypeError("a flow that changes hosts must run under its environments' locks")
+    taking = lock_steps(locks, journal, after_lock)
+    steps = taking + steps
+    try:
+        outcome = await _run(bus, steps, params, journal, dry_run)
+        # A run refused at its locks (held, unfinished journal, changed since planning) did
+        # nothing: there is nothing to record.
+        if (finish is not None and not dry_run
+                and all(s.name in outcome.results for s in taking)):
+            try:
+                await finish(outcome)
+            except Exception as exc:  # the hosts are as the outcome says, recorded or not
+                bus.warn(f"after the {bus.flow}: {exc}")
+        if journal is not None and journal.written and outcome.clean:
+            await journal.remove()
+        return outcome
+    finally:
+        for lk in reversed(locks):
+            await lk.give_back()
+
+
+async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
+               journal: Journal | None, dry_run: bool) -> Outcome:
     total = len(steps)
     started = time.monotonic()
     bus.emit("flow_start", steps=[s.name for s in steps], params=params or {}, dry_run=dry_run)
@@ -94,11 +166,22 @@ async def run_steps(
 
     done: list[Step] = []
     for n, step in enumerate(steps, 1):
-        bus.emit("step_start", n=n, m=total, name=step.name, params=step.params, host=step.host)
         t0 = time.monotonic()
         try:
+            # The journal knows of a step before anyone is told it started.
+            if journal is not None and step.changes:
+                await journal.started(n, total, step)
+            bus.emit("step_start", n=n, m=total, name=step.name, params=step.params,
+                     host=step.host)
             outcome.results[step.name] = await step.run()
-        except Exception as exc:
+            if journal is not None and step.changes:
+                await journal.finished(n, step)
+        except (Exception, asyncio.CancelledError) as caught:
+            # Ctrl-C cancels the run: undo what was done, as for any failure.
+            exc: BaseException = (Interrupted("interrupted by the operator")
+                                  if isinstance(caught, asyncio.CancelledError) else caught)
+            if isinstance(exc, FerrymanError) and exc.step is None:
+                exc.step = f"step {n}/{total} {step.name}"
             err = describe_error(exc)
             for key in ("stdout", "stderr"):
                 if key in err:
@@ -112,6 +195,8 @@ async def run_steps(
             if step.undo_if_failed and step.undo is not None:
                 done.append(step)
             await _undo(bus, done, outcome)
+            if journal is not None and journal.written and outcome.undo_failed:
+                await journal.mark("undo failed", outcome.undo_failed)
             break
         result = outcome.results[step.name]
         bus.emit("step_ok", n=n, m=total, name=step.name,

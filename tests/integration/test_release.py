@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine import FIELDS, Scene, differences, full_options
 from labenv import Run, ferryman
-from test_runspec_engine import FIELDS, Scene, differences, full_options
 
 from ferryman.lab import build_app_image
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
@@ -115,9 +115,9 @@ def test_release_run_compose_and_guard(demo: Demo) -> None:
 
 def test_failed_health_rolls_everything_back(demo: Demo) -> None:
     # v3 answers 404 on /health: its compose healthcheck and HTTP check both fail.
-    bad = build_app_image("v3", "app v3", cmd='["httpd", "-f", "-p", "8080", "-h", "/tmp"]')
+    bad = build_app_image("v3-sick", "app v3", cmd='["httpd", "-f", "-p", "8080", "-h", "/tmp"]')
     demo.lab.load_image(demo.hosts["test"], bad)
-    sh(demo, "test", "cd /opt/shop && sed -i 's/ferryman-app:v2/ferryman-app:v3/' "
+    sh(demo, "test", "cd /opt/shop && sed -i 's/ferryman-app:v2/ferryman-app:v3-sick/' "
        "docker-compose.yml && docker-compose up -d")
     before = containers(demo, "prod")
     v1 = inspect(demo, "prod", "web")["Image"]
@@ -136,7 +136,7 @@ def test_failed_health_rolls_everything_back(demo: Demo) -> None:
     assert serves(demo, "prod") == "app v1"
     assert not [n for n in after if ".ferryman-" in n]
     # v3 never stays on PROD.
-    assert "ferryman-app:v3" not in sh(demo, "prod", "docker images --format "
+    assert "ferryman-app:v3-sick" not in sh(demo, "prod", "docker images --format "
                                        "'{{.Repository}}:{{.Tag}}'")
     record = ferryman(demo.config, "history", "prod", "--json").json()[-1]
     assert record["result"] == "failed" and "health of api" in record["failed_step"]
@@ -274,7 +274,8 @@ def test_connection_cut_during_transfer_leaves_prod_untouched(demo: Demo) -> Non
         _, err = proc.communicate(timeout=180)
     finally:
         proc.kill()
-    assert proc.returncode == 1, err
+    # The connection to PROD was lost: exit 3, as for a host unreachable from the start.
+    assert proc.returncode == 3, err
     assert "FAILED step 2/6 transfer images test-1 -> prod-1" in err
     assert containers(demo, "prod") == before
     assert sh(demo, "prod", "docker images -q --no-trunc | sort") == images_before

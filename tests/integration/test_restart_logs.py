@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
 
 from labenv import Env, ferryman
 
@@ -114,11 +120,21 @@ def test_logs_missing_container_exit_3(env: Env) -> None:
     assert "legacy-worker" in run.err
 
 
-def test_logs_follow_streams_new_lines(env: Env) -> None:
-    import subprocess
-    import sys
-    import time
+def _lines_of(stream: IO[str]) -> queue.Queue[str | None]:
+    """Lines of a stream, read in a thread, so a waiting test can give up at its deadline
+    (a readline in the test itself would block past any deadline)."""
+    lines: queue.Queue[str | None] = queue.Queue()
 
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)  # end of stream
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def test_logs_follow_streams_new_lines(env: Env) -> None:
     env.lab.exec(env.test, ["docker", "run", "-d", "--name", "ticker", env.images["v1"], "sh",
                             "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"])
     cfg = env.config("follow.yml", extra="  ticker: {}\n")
@@ -127,14 +143,22 @@ def test_logs_follow_streams_new_lines(env: Env) -> None:
                             text=True)
     try:
         assert proc.stdout is not None
-        seen = []
+        lines = _lines_of(proc.stdout)
+        seen: list[str] = []
         deadline = time.monotonic() + 30
-        while len(seen) < 5 and time.monotonic() < deadline:
-            seen.append(proc.stdout.readline().strip())
+        while len(seen) < 5:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {seen} within 30 s"
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert line is not None, f"the stream ended after {seen} (exit {proc.poll()})"
+            seen.append(line.strip())
         numbers = [int(line.split()[1]) for line in seen]
         # One line of history, then new lines as the container prints them.
         assert numbers == list(range(numbers[0], numbers[0] + 5))
     finally:
-        proc.terminate()
+        proc.kill()
         proc.wait(10)
         env.lab.exec(env.test, ["docker", "rm", "-f", "ticker"])

@@ -74,17 +74,46 @@ def test_one_connection_serves_many_commands(env: Env) -> None:
     assert len(established) == 1
 
 
+# A rendezvous: each host's command says it has started (a write to a fifo, which blocks
+# until the test reads it) and then waits for the test's go. The test gives the go only once
+# both have started, so the commands finish only if they were running at the same time; a
+# pool that runs hosts one after the other times out on the first host.
+_RENDEZVOUS = ('date +%s%N; echo started > "$1/started"; read go < "$1/go"; date +%s%N')
+
+
 def test_hosts_are_reached_concurrently(env: Env) -> None:
-    async def go() -> list[str]:
+    roles = [env.test, env.prod]
+    folder = "/tmp/ferryman-rendezvous"
+    for h in roles:
+        env.lab.exec(h, ["sh", "-c", f"rm -rf {folder} && mkdir {folder} && "
+                                     f"mkfifo {folder}/started {folder}/go"])
+
+    def conduct() -> list[str]:
+        heard = [env.lab.exec(h, ["timeout", "30", "cat", f"{folder}/started"],
+                              check=False).stdout.decode().strip() for h in roles]
+        if heard == ["started", "started"]:
+            for h in roles:
+                env.lab.exec(h, ["timeout", "30", "sh", "-c", f"echo go > {folder}/go"],
+                             check=False)
+        return heard
+
+    async def go() -> tuple[list[str], list]:
         pool = _pool(env)
         try:
             hosts = [pool.host("test", "test-1"), pool.host("prod", "prod-1")]
-            rs = await asyncio.gather(*(h.run(["hostname"], check=True) for h in hosts))
-            return [r.stdout.strip() for r in rs]
+            argv = ["timeout", "30", "sh", "-c", _RENDEZVOUS, "rendezvous", folder]
+            heard, *results = await asyncio.gather(
+                asyncio.to_thread(conduct), *(h.run(argv, timeout=40) for h in hosts))
+            return heard, results
         finally:
             await pool.close()
 
-    assert asyncio.run(go()) == ["test", "prod"]
+    heard, results = asyncio.run(go())
+    assert heard == ["started", "started"]
+    assert all(r.ok for r in results), [(r.exit_status, r.stderr) for r in results]
+    # Both hosts share this machine's clock: each command's span covers the other's start.
+    spans = [tuple(int(t) for t in r.stdout.split()) for r in results]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
 
 
 def test_pipe_streams_bytes_between_hosts(env: Env) -> None:

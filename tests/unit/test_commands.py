@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from ferryman.docker import commands as dc
 from ferryman.transport import LocalHost
@@ -27,9 +33,42 @@ def test_files_exist_with_odd_names(tmp_path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-def test_http_probe_refused_port_fails() -> None:
-    res = asyncio.run(LocalHost().run(dc.http_probe("http://127.0.0.1:9/x", 1)))
-    assert res.exit_status != 0
+def _tools_dir(tmp_path: Path, *tools: str) -> str:
+    """A PATH with sh and exactly the named tools: which client the probe finds is chosen."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", *tools):
+        found = shutil.which(tool)
+        if found is None:
+            pytest.skip(f"{tool} is not installed here")
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
+@pytest.fixture()
+def refused_url() -> Iterator[str]:
+    # Bound but not listening: the kernel answers a connect with a reset (refused), and no
+    # other process can take the port while the socket is held.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/x"
+
+
+# The client's own code for "could not connect": curl 7 (CURLE_COULDNT_CONNECT), GNU wget 4
+# (network failure). Not any non-zero exit: a missing client or a bad option must not pass.
+@pytest.mark.parametrize(("client", "connect_failed"), [("curl", 7), ("wget", 4)])
+def test_http_probe_refused_port_fails(tmp_path, monkeypatch, refused_url, client,
+                                       connect_failed) -> None:
+    monkeypatch.setenv("PATH", _tools_dir(tmp_path, client))
+    res = asyncio.run(LocalHost().run(dc.http_probe(refused_url, 1)))
+    assert res.exit_status == connect_failed, (res.exit_status, res.stderr)
+
+
+def test_http_probe_without_a_client_says_so(tmp_path, monkeypatch, refused_url) -> None:
+    monkeypatch.setenv("PATH", _tools_dir(tmp_path))
+    res = asyncio.run(LocalHost().run(dc.http_probe(refused_url, 1)))
+    assert res.exit_status == 127
+    assert "neither curl nor wget" in res.stderr
 
 
 def test_parse_df() -> None:

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
+import pytest
+
+from ferryman.errors import EXIT_FLOW_FAILED, EXIT_PRECONDITION, PreconditionFailed
 from ferryman.events import Collector, EventBus
+from ferryman.journal import Journal, journal_path
+from ferryman.locking import EnvLock, LockOwner
 from ferryman.redact import Redactor
 from ferryman.steps import Step, run_steps
-from ferryman.transport import CommandFailed, Result, TransportError
+from ferryman.transport import CommandFailed, LocalHost, Result, TransportError
+
+
+@pytest.fixture()
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The hosts' state folder (/var/lib/ferryman), here on the local machine."""
+    monkeypatch.setattr("ferryman.state.ROOT", str(tmp_path))
+    return tmp_path
+
+
+def _lock(env: str = "prod") -> EnvLock:
+    return EnvLock(env, "local", LocalHost(), "shop", LockOwner.mine(f"test {env}"))
 
 
 def _bus() -> tuple[EventBus, Collector]:
@@ -17,7 +35,7 @@ def _bus() -> tuple[EventBus, Collector]:
     return bus, col
 
 
-def test_all_steps_run_in_order() -> None:
+def test_all_steps_run_in_order(root: Path) -> None:
     log: list[str] = []
 
     def step(name: str) -> Step:
@@ -27,15 +45,17 @@ def test_all_steps_run_in_order() -> None:
         return Step(name, run, host="h1")
 
     bus, col = _bus()
-    out = asyncio.run(run_steps(bus, [step("a"), step("b")]))
+    out = asyncio.run(run_steps(bus, [step("a"), step("b")], locks=[_lock()]))
     assert out.ok and log == ["a", "b"]
-    assert out.results == {"a": "a done", "b": "b done"}
+    assert out.results["a"] == "a done" and out.results["b"] == "b done"
     starts = [e.data for e in col.events if e.kind == "step_start"]
-    assert [(d["n"], d["m"], d["name"]) for d in starts] == [(1, 2, "a"), (2, 2, "b")]
+    assert [(d["n"], d["m"], d["name"]) for d in starts] == [
+        (1, 3, "lock prod on local"), (2, 3, "a"), (3, 3, "b")]
     assert out.host_state == {"h1": "changed"}
+    assert not (root / "shop/lock").exists()  # given back
 
 
-def test_failure_undoes_finished_steps_in_reverse() -> None:
+def test_failure_undoes_finished_steps_in_reverse(root: Path) -> None:
     log: list[str] = []
 
     def step(name: str, fail: bool = False, undo: bool = True, host: str = "h1") -> Step:
@@ -51,9 +71,10 @@ def test_failure_undoes_finished_steps_in_reverse() -> None:
 
     bus, col = _bus()
     steps = [step("a"), step("b", undo=False), step("c", host="h2"), step("d", fail=True)]
-    out = asyncio.run(run_steps(bus, steps))
+    out = asyncio.run(run_steps(bus, steps, locks=[_lock()]))
     assert not out.ok
-    assert out.failed_step == "step 4/4 d"
+    assert out.failed_step == "step 5/5 d"
+    assert out.exit_code == EXIT_FLOW_FAILED
     assert log == ["run a", "run b", "run c", "run d", "undo c", "undo a"]
     assert out.undone == ["c", "a"]
     assert out.host_state == {"h1": "restored", "h2": "restored"}
@@ -63,7 +84,7 @@ def test_failure_undoes_finished_steps_in_reverse() -> None:
     assert fail["stdout"] == "out ***"  # secret masked
 
 
-def test_failed_undo_is_reported_per_host() -> None:
+def test_failed_undo_is_reported_per_host(root: Path) -> None:
     async def ok() -> None:
         return None
 
@@ -72,12 +93,12 @@ def test_failed_undo_is_reported_per_host() -> None:
 
     bus, _ = _bus()
     steps = [Step("rename old", ok, bad, host="prod-1"), Step("start new", bad, host="prod-1")]
-    out = asyncio.run(run_steps(bus, steps))
+    out = asyncio.run(run_steps(bus, steps, locks=[_lock()]))
     assert out.undo_failed == ["rename old"]
     assert out.host_state["prod-1"].startswith("NEEDS ATTENTION")
 
 
-def test_undo_if_failed_cleans_up_own_step() -> None:
+def test_undo_if_failed_cleans_up_own_step(root: Path) -> None:
     log: list[str] = []
 
     async def half() -> None:
@@ -88,55 +109,133 @@ def test_undo_if_failed_cleans_up_own_step() -> None:
         log.append("cleaned")
 
     bus, _ = _bus()
-    asyncio.run(run_steps(bus, [Step("x", half, back, undo_if_failed=True)]))
+    asyncio.run(run_steps(bus, [Step("x", half, back, undo_if_failed=True)], locks=[_lock()]))
     assert log == ["half done", "cleaned"]
 
 
-def test_dry_run_runs_nothing() -> None:
+def test_dry_run_runs_nothing(root: Path) -> None:
     async def boom() -> None:
         raise AssertionError("ran")
 
     bus, col = _bus()
     out = asyncio.run(run_steps(bus, [Step("x", boom, commands=["docker run app"])],
-                                dry_run=True))
+                                locks=[_lock()], dry_run=True))
     assert out.ok
-    plan = next(e.data for e in col.events if e.kind == "step_plan")
-    assert plan["commands"] == ["docker run app"]
+    plan = [e.data for e in col.events if e.kind == "step_plan"]
+    assert plan[-1]["commands"] == ["docker run app"]
+    assert not (root / "shop/lock").exists()  # a dry run takes no lock
 
 
-def test_lost_host_fails_its_undos_too_and_exits_3() -> None:
+def test_a_flow_that_changes_hosts_cannot_run_without_a_lock() -> None:
+    async def noop() -> None:
+        return None
+
+    bus, _ = _bus()
+    with pytest.raises(TypeError, match="locks"):
+        asyncio.run(run_steps(bus, [Step("x", noop, host="h1")], locks=[]))
+
+
+def test_same_error_same_exit_code_before_and_after_changes(root: Path) -> None:
+    """An unreachable host is 3 whether it is lost at the first step or after undos ran."""
+    async def ok() -> None:
+        return None
+
+    async def lost() -> None:
+        raise TransportError("prod-2", "connection lost")
+
+    async def back() -> None:
+        return None
+
+    bus, _ = _bus()
+    first = asyncio.run(run_steps(bus, [Step("a", lost, host="h1")], locks=[_lock()]))
+    later = asyncio.run(run_steps(bus, [Step("a", ok, back, host="h1"),
+                                        Step("b", lost, host="h1")], locks=[_lock()]))
+    assert first.exit_code == later.exit_code == EXIT_PRECONDITION
+    assert later.undone == ["a"]
+    assert later.exception.step == "step 3/3 b"
+
+
+def test_journal_is_written_before_each_change_and_removed_after(root: Path) -> None:
+    path = Path(root / "shop/journal.json")
+    seen: list[dict] = []
+
+    def step(name: str) -> Step:
+        async def run() -> None:
+            seen.append(json.loads(path.read_text()))
+        return Step(name, run, host="h1", undo_data={"kind": "noop", "name": name})
+
+    lock = _lock()
+    journal = Journal("release", "r1", "prod", "shop", "ana", "release test prod",
+                      context={"from": "test"}, hosts=[("local", lock.host)])
+    bus, _ = _bus()
+    out = asyncio.run(run_steps(bus, [step("a"), step("b")], locks=[lock], journal=journal))
+    assert out.ok
+    assert [(e["steps"][-1]["name"], e["steps"][-1]["status"]) for e in seen] == [
+        ("a", "started"), ("b", "started")]
+    assert seen[1]["steps"][0]["status"] == "done"
+    assert seen[1]["steps"][0]["undo"] == {"kind": "noop", "name": "a"}
+    assert seen[0]["context"] == {"from": "test"} and seen[0]["version"] == 1
+    assert not path.exists()
+
+
+def test_a_journal_left_behind_refuses_the_next_run_and_names_it(root: Path) -> None:
+    path = Path(journal_path("shop"))
+    path.parent.mkdir(parents=True)
+    left = Journal("release", "r7", "prod", "shop", "ana@laptop", "release test prod (r7)",
+                   total=8)
+    left.entries = []
+    data = left.to_dict()
+    data["steps"] = [{"n": 3, "name": "stop old web on prod-1", "host": "prod-1",
+                      "status": "started", "undo": None}]
+    path.write_text(json.dumps(data))
+    ran: list[str] = []
+
+    async def run() -> None:
+        ran.append("x")
+
+    lock = _lock()
+    journal = Journal("release", "r8", "prod", "shop", "bob", "release", hosts=[("l", lock.host)])
+    bus, _ = _bus()
+    out = asyncio.run(run_steps(bus, [Step("x", run, host="h1")], locks=[lock], journal=journal))
+    assert not out.ok and ran == [] and out.exit_code == EXIT_PRECONDITION
+    assert isinstance(out.exception, PreconditionFailed)
+    assert "unfinished release r7" in out.error and "step 3/8 stop old web on prod-1" in out.error
+    assert "ferryman resume prod" in out.exception.hint
+    assert path.exists() and not (root / "shop/lock").exists()
+
+
+def test_journal_stays_when_an_undo_fails(root: Path) -> None:
+    async def ok() -> None:
+        return None
+
+    async def bad() -> None:
+        raise RuntimeError("no")
+
+    lock = _lock()
+    journal = Journal("release", "r1", "prod", "shop", "ana", "x", hosts=[("l", lock.host)])
+    bus, _ = _bus()
+    out = asyncio.run(run_steps(bus, [Step("a", ok, bad, host="h1"), Step("b", bad, host="h1")],
+                                locks=[lock], journal=journal))
+    assert out.undo_failed == ["a"] and out.exit_code == EXIT_FLOW_FAILED
+    left = json.loads(Path(journal_path("shop")).read_text())
+    assert left["state"] == "undo failed" and left["context"]["undo_failed"] == ["a"]
+
+
+def test_lost_host_fails_its_undos_too_and_still_exits_3(root: Path) -> None:
     """A host lost mid-flow: the undos that need it fail as well; each failure is reported
-    (with the host it names) and the flow ends with exit 3."""
-    lost = TransportError("prod-1", "connection to root@prod lost while running curl")
-
+    (with the host it names), and the flow ends with exit 3, not the 1 of a failed undo."""
     async def ok() -> None:
         return None
 
     async def gone() -> None:
-        raise lost
+        raise TransportError("prod-1", "connection to root@prod lost while running curl")
 
     steps = [Step("stop old web on prod-1", ok, gone, host="prod-1"),
              Step("health of web on prod-1", gone, host="prod-1")]
     bus, col = _bus()
-    out = asyncio.run(run_steps(bus, steps))
-    assert not out.ok and out.exit_code == 3
-    assert out.failed_step == "step 2/2 health of web on prod-1"
+    out = asyncio.run(run_steps(bus, steps, locks=[_lock()]))
+    assert not out.ok and out.exit_code == EXIT_PRECONDITION
+    assert out.failed_step is not None and out.failed_step.endswith("health of web on prod-1")
     assert out.undo_failed == ["stop old web on prod-1"]
     (fail,) = [e.data for e in col.events if e.kind == "undo_fail"]
     assert fail["host"] == "prod-1" and "lost while running curl" in fail["error"]
-    assert out.host_state == {"prod-1": "NEEDS ATTENTION: undo of 'stop old web on prod-1' failed"}
-
-
-def test_connection_lost_but_everything_undone_is_a_failed_flow() -> None:
-    """The connection broke mid-step but came back for the undos: exit 1, all undone."""
-    async def ok() -> None:
-        return None
-
-    async def cut() -> None:
-        raise TransportError("prod-1", "connection to root@prod lost while running docker load")
-
-    steps = [Step("stop old web on prod-1", ok, ok, host="prod-1"),
-             Step("transfer images", cut, host="prod-1")]
-    bus, _ = _bus()
-    out = asyncio.run(run_steps(bus, steps))
-    assert out.undone == ["stop old web on prod-1"] and out.exit_code == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..config.schema import Guard
 from ..flows.guards import backup_path, guard_steps
 from ..guards import GuardError, check_json, names_self
+from ..state import ABSENT, read_file
 from .context import HostContext
 from .findings import Finding, Fix, fail, ok, warn
 
@@ -37,11 +38,11 @@ async def _fix(ctx: HostContext, guard: Guard, fixed: str | None) -> Fix | None:
 
 async def _one(ctx: HostContext, guard: Guard) -> Finding:
     subject = f"{guard.file} {guard.key}"
-    res = await ctx.run(["cat", guard.file])
+    res = await ctx.run(read_file(guard.file))
+    if res.exit_status == ABSENT:
+        return warn(NAME, subject, f"{guard.file} does not exist on this host: nothing to "
+                    "guard (is the path right?)", evidence=[ctx.evidence(res)])
     if not res.ok:
-        if "No such file" in res.stderr:
-            return warn(NAME, subject, f"{guard.file} does not exist on this host: nothing to "
-                        "guard (is the path right?)", evidence=[ctx.evidence(res)])
         return fail(NAME, subject, f"cannot read {guard.file}", evidence=[ctx.evidence(res)])
     ev = [ctx.evidence(res)]
     try:

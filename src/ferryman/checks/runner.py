@@ -13,6 +13,7 @@ from typing import Any
 from ..config import Config
 from ..errors import EXIT_FLOW_FAILED, EXIT_OK, EXIT_PRECONDITION
 from ..events import EventBus
+from ..flows.lock import env_lock
 from ..hosts import HostPool
 from ..steps import Step, run_steps
 from ..transport import CommandFailed, TransportError
@@ -200,7 +201,10 @@ async def apply_fixes(cfg: Config, pool: HostPool, report: Report, bus: EventBus
                           commands=f.fix.commands))
     if not steps:
         return report
-    outcome = await run_steps(bus, steps, {"fixes": len(steps)})
+    # Fixes change hosts (config files, firewall tables): under each environment's lock.
+    envs = dict.fromkeys(r.finding.env for r in records)
+    locks = [env_lock(cfg, pool, env, f"doctor --fix {env}") for env in envs]
+    outcome = await run_steps(bus, steps, {"fixes": len(steps)}, locks=locks)
     for rec, step in zip(records, steps, strict=True):
         if step.name in outcome.results:
             rec.applied, rec.result = True, str(outcome.results[step.name])

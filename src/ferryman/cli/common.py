@@ -18,14 +18,13 @@ from ..config import Config, ConfigError, load_config
 from ..errors import (
     EXIT_BAD_INPUT,
     EXIT_FLOW_FAILED,
-    EXIT_PRECONDITION,
     BadInput,
     FerrymanError,
 )
 from ..events import EventBus
 from ..logfiles import LogFiles
 from ..redact import Redactor
-from ..transport import CommandFailed, TransportError
+from ..transport import CommandFailed
 from ..view import TerminalView
 
 T = TypeVar("T")
@@ -85,19 +84,22 @@ def execute(fn: Callable[[], Awaitable[T]]) -> T:
     """Runs a command's coroutine and turns known errors into messages and exit codes."""
     try:
         return asyncio.run(fn())
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
     except FerrymanError as exc:
-        raise fail(str(exc), exc.exit_code, exc.hint) from None
-    except TransportError as exc:
-        raise fail(str(exc), EXIT_PRECONDITION, exc.hint) from None
-    except CommandFailed as exc:
-        # A read that a host could not answer while planning: nothing was changed.
-        detail = (exc.result.stderr or exc.result.stdout).strip().splitlines()[-3:]
-        raise fail(f"{exc}" + ("\n" + "\n".join(detail) if detail else ""),
-                   EXIT_PRECONDITION) from None
+        raise fail(_message(exc), exc.exit_code, exc.hint) from None
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_FLOW_FAILED) from None
+
+
+def _message(exc: FerrymanError) -> str:
+    """The error, where it happened, and its last lines of raw output."""
+    text = str(exc)
+    if exc.step and exc.step not in text:
+        text = f"{exc.step}: {text}"
+    raw = exc.evidence
+    if isinstance(exc, CommandFailed):
+        raw = exc.result.stderr or exc.result.stdout
+    detail = raw.strip().splitlines()[-3:] if raw else []
+    return text + ("\n" + "\n".join(detail) if detail else "")
 
 
 def run_logged(fn: Callable[[], Awaitable[T]], logs: LogFiles | None) -> T:

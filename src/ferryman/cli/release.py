@@ -8,9 +8,11 @@ from ..config import Config
 from ..errors import BadInput
 from ..flows import history as hist
 from ..flows import release as flow
+from ..flows import resume as rs
 from ..flows import rollback as rb
 from ..hosts import open_pool
-from ..state import LockOwner, break_lock, read_lock
+from ..locking import LockOwner, break_lock, read_lock
+from ..record import Image
 from .common import (
     ask,
     confirm,
@@ -63,17 +65,15 @@ def rollback(
         async with open_pool(cfg, bus) as pool:
             plan = await rb.plan_rollback(cfg, pool, env, to)
             if not dry_run:
-                confirm(cfg, env, f"roll back release {plan.record_extra['rolls_back']} on {env}",
-                        yes)
-            return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
+                confirm(cfg, env, f"roll back release {plan.target.id} on {env}", yes)
+            return (await flow.execute(cfg, pool, plan, bus, dry_run,
+                                       rolls_back=plan.target.id)).exit_code
 
     exit_with(run_logged(go, logs))
 
 
-def _short(image: dict | None) -> str:
-    if not image:
-        return "-"
-    return f"{image.get('ref')} ({str(image.get('id', '')).split(':')[-1][:12]})"
+def _short(image: Image | None) -> str:
+    return image.short() if image else "-"
 
 
 def history(
@@ -84,33 +84,72 @@ def history(
     """Releases and rollbacks recorded on ENV, newest last."""
     cfg = load(ctx)
 
-    async def go() -> list[dict]:
+    async def go() -> hist.History:
         async with open_pool(cfg) as pool:
             return await hist.read_history(cfg, pool, env)
 
-    records = execute(go)
+    found = execute(go)
+    for why in found.unreadable:
+        err_console.print(f"warning: a history record could not be read, {why}",
+                          style="yellow", highlight=False, markup=False)
     if json_out:
-        print_json(records)
+        print_json([r.model_dump(by_alias=True, exclude_none=True) for r in found.records])
         return
-    if not records:
+    if not found.records:
         err_console.print(f"no release recorded on {env}", highlight=False)
-    for r in records:
-        result = r.get("result", "?")
-        colour = "green" if result == "ok" else "red"
-        undoes = f" (undoes {r['rolls_back']})" if r.get("rolls_back") else ""
-        when = str(r.get("when", "?")).replace("T", " ")[:19]
+    for r in found.records:
+        colour = "green" if r.result == "ok" else "red"
+        undoes = f" (undoes {r.rolls_back})" if r.rolls_back else ""
+        when = r.when.replace("T", " ")[:19]
         out_console.print(
-            f"[bold]{r.get('id', '?')}[/] {r.get('kind', '?')} {r.get('from', '?')} -> "
-            f"{r.get('to', '?')}  {when}  {r.get('who', '?')}  [{colour}]{result}[/]{undoes}",
-            highlight=False)
-        if r.get("error"):
-            out_console.print(f"    {r.get('failed_step')}: {r['error']}", style="red",
+            f"[bold]{r.id}[/] {r.kind} {r.from_env} -> {r.to}  {when}  {r.who}  "
+            f"[{colour}]{r.result}[/]{undoes}", highlight=False)
+        if r.error:
+            out_console.print(f"    {r.failed_step}: {r.error}", style="red",
                               highlight=False, markup=False)
-        for svc in r.get("services", []):
+        for svc in r.services:
             out_console.print(
-                f"    {svc['service']}@{svc['host']} {svc.get('mode')}: "
-                f"{_short(svc.get('old'))} -> {_short(svc.get('new'))}",
-                highlight=False, markup=False)
+                f"    {svc.service}@{svc.host} {svc.mode}: {_short(svc.old)} -> "
+                f"{_short(svc.new)}", highlight=False, markup=False)
+
+
+def abort(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment with an unfinished flow."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Undo a flow that ferryman did not finish (it died midway), from its journal."""
+    cfg = load(ctx)
+    bus, logs = make_bus(ctx, cfg, "abort")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            plan = await rs.plan_abort(cfg, pool, env)
+            if not dry_run:
+                confirm(cfg, env, f"undo {plan.journal.describe()}", yes)
+            return (await rs.execute_abort(cfg, pool, plan, bus, dry_run)).exit_code
+
+    exit_with(run_logged(go, logs))
+
+
+def resume(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment with an unfinished release."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Finish a release that ferryman did not finish (it died midway), from its journal."""
+    cfg = load(ctx)
+    bus, logs = make_bus(ctx, cfg, "resume")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            if not dry_run:
+                confirm(cfg, env, f"finish the unfinished release on {env}", yes)
+            return (await rs.resume(cfg, pool, env, bus, dry_run)).exit_code
+
+    exit_with(run_logged(go, logs))
 
 
 def unlock(

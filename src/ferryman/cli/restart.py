@@ -6,7 +6,6 @@ import typer
 
 from ..flows import restart as flow
 from ..hosts import open_pool
-from ..steps import run_steps
 from .common import confirm, exit_with, load, make_bus, run_logged
 
 
@@ -26,8 +25,7 @@ def restart(
             steps = await flow.plan(cfg, pool, env, services or [])
             if not dry_run:
                 confirm(cfg, env, f"restart {len(steps) // 2} service(s) on {env}", yes)
-            outcome = await run_steps(bus, steps, {"env": env, "services": services or "all"},
-                                      dry_run=dry_run)
+            outcome = await flow.execute(cfg, pool, env, services or [], steps, bus, dry_run)
             return outcome.exit_code
 
     exit_with(run_logged(go, logs))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import BadInput
+
 
 @dataclass(frozen=True)
 class ConfigIssue:
@@ -29,13 +31,11 @@ class ConfigIssue:
         return ": ".join(parts)
 
 
-class ConfigError(Exception):
-    """Raised by `load_config`; carries every issue found, not only the first."""
+class ConfigError(BadInput):
+    """Raised by `load_config`; carries every issue found, not only the first (exit 2)."""
 
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
         # args hold the issues so the exception survives pickling (e.g. across processes)
-        super().__init__(self.issues)
-
-    def __str__(self) -> str:
-        return "\n".join(str(issue) for issue in self.issues)
+        self.args = (self.issues,)

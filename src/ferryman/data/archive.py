@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..docker.images import COMPRESS, DECOMPRESS
+from ..state import ID_PATTERN as ID_PATTERN
+from ..state import stamp_id
 
 EXTENSION = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
 MANIFEST = "manifest.json"
@@ -162,10 +164,7 @@ class Manifest:
 
 
 def backup_id(kind: str = "b", now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime(f"{kind}%Y%m%d-%H%M%S")
-
-
-ID_PATTERN = re.compile(r"^[a-z]\d{8}-\d{6}$")
+    return stamp_id(kind, now)
 
 
 def archive_name(item: Item, compression: str) -> str:

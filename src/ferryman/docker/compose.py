@@ -29,6 +29,8 @@ def binary(v2: bool) -> list[str]:
 
 
 def up_service(info: ComposeInfo, override_path: str, v2: bool) -> list[str]:
-    files = [arg for f in [*info.config_files, override_path] for arg in ("-f", f)]
+    # A service brought up once with the override lists it among its files: name it once.
+    own = [f for f in info.config_files if f != override_path]
+    files = [arg for f in [*own, override_path] for arg in ("-f", f)]
     return [*binary(v2), "-p", info.project, "--project-directory", info.working_dir, *files,
             "up", "-d", "--no-deps", info.service]

@@ -20,20 +20,21 @@ from ..data import archive as ar
 from ..docker import commands as dc
 from ..docker.images import DECOMPRESS, pick_compression
 from ..docker.inspect import parse_containers
-from ..errors import BadInput, FerrymanError, PreconditionFailed
+from ..errors import BadInput, FlowFailed, Mismatch, PreconditionFailed
 from ..events import EventBus
 from ..hosts import HostPool
-from ..state import LockOwner, now_iso, write_file
+from ..journal import Journal
+from ..locking import EnvLock, LockOwner
+from ..state import now_iso, write_file
 from ..steps import Outcome, Step, run_steps
 from ..transport import CommandFailed, Host, pipe
-from . import lock
 from .guards import guard_step
 from .health import wait_healthy
 from .transfer import tools
 
 
-class DataMismatch(FerrymanError):
-    pass
+class DataMismatch(Mismatch):
+    """An archive or an unpacked item is not what its manifest says."""
 
 
 @dataclass
@@ -199,21 +200,6 @@ def snapshot_step(s: Site, q: Quiesce, bid: str, kind: str, out: dict[str, Any],
                 commands=[f"tar | zstd > {s.folder(bid)}/<item>.tar.zst, per item"])
 
 
-def lock_step(s: Site, owner: LockOwner, held: dict[str, bool]) -> Step:
-    async def run() -> str:
-        await lock.take(s.host, s.cfg.project, s.env, owner)
-        held[s.env] = True
-        return f"locked by {owner.owner}"
-
-    return Step(f"lock {s.env} on {s.label}", run, params={"command": owner.command})
-
-
-async def release_locks(sites: list[Site], owner: LockOwner, held: dict[str, bool]) -> None:
-    for s in sites:
-        if held.get(s.env):
-            await lock.give_back(s.host, s.cfg.project, owner)
-
-
 def backup_steps(s: Site, bid: str, kind: str, out: dict[str, Any]) -> list[Step]:
     q = Quiesce(s)
     stop, start = q.steps("snapshot")
@@ -360,7 +346,7 @@ def _dump_step(s: Site, m: ar.Manifest, item: ar.Item, out: dict[str, Any]) -> S
         safety: ar.Manifest | None = out.get("safety_manifest")
         mine = next((i for i in safety.items if i.name == item.name), None) if safety else None
         if safety is None or mine is None:
-            raise FerrymanError(f"no safety dump of {item.label} to load back")
+            raise FlowFailed(f"no safety dump of {item.label} to load back")
         await load(safety, f"{s.folder(safety.id)}/{mine.archive}")
 
     return Step(f"load {item.label} on {s.label}", run, undo, host=s.label,
@@ -450,12 +436,11 @@ def _owner(command: str) -> LockOwner:
 
 async def run_flow(bus: EventBus, sites: list[Site], owner: LockOwner, steps: list[Step],
                    params: dict[str, Any], dry_run: bool) -> Outcome:
-    held: dict[str, bool] = {}
-    steps = [lock_step(s, owner, held) for s in sites] + steps
-    try:
-        return await run_steps(bus, steps, params, dry_run=dry_run)
-    finally:
-        await release_locks(sites, owner, held)
+    locks = [EnvLock(s.env, s.label, s.host, s.cfg.project, owner) for s in sites]
+    journal = Journal(bus.flow, str(params.get("id", "")), sites[-1].env, sites[-1].cfg.project,
+                      owner.owner, owner.command, context=dict(params),
+                      hosts=[(s.label, s.host) for s in sites])
+    return await run_steps(bus, steps, params, locks=locks, journal=journal, dry_run=dry_run)
 
 
 async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,

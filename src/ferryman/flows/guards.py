@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..config import Config
 from ..config.schema import Guard
-from ..errors import FerrymanError
+from ..errors import FlowFailed
 from ..guards import GuardError, check_json
 from ..hosts import HostPool
-from ..state import write_file
+from ..state import ABSENT, read_file, write_file
 from ..steps import Step
 from ..transport import CommandFailed, Host
+from ..undo import UndoContext, undoer
 from .health import wait_healthy
 
 
@@ -39,23 +41,21 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
     """`restart` restarts what reads the file; None when the caller starts them itself."""
     own = cfg.environments[env].own_address
     backup = backup_path(guard, rid)
-    changed: dict[str, bool] = {}
 
     async def run() -> str:
-        res = await host.run(["cat", guard.file], timeout=30)
+        res = await host.run(read_file(guard.file), timeout=30)
+        if res.exit_status == ABSENT:
+            return f"{guard.file} does not exist on {host_label}: nothing to guard"
         if not res.ok:
-            if "No such file" in res.stderr:
-                return f"{guard.file} does not exist on {host_label}: nothing to guard"
             raise CommandFailed(res, f"cannot read {guard.file} on {host_label}")
         try:
             verdict = check_json(res.stdout, guard.key_path, own)
         except GuardError as exc:
-            raise FerrymanError(f"{guard.file} on {host_label}: {exc}",
-                                hint=f"fix the file, or the guard on {guard.key}") from exc
+            raise FlowFailed(f"{guard.file} on {host_label}: {exc}", host=host_label,
+                             hint=f"fix the file, or the guard on {guard.key}") from exc
         if verdict.ok:
             return f"{guard.key} = {verdict.value}: names {env}"
         await host.run(["cp", "-p", guard.file, backup], timeout=30, check=True)
-        changed["file"] = True
         # In place (same inode): a container that bind-mounts the file sees the change.
         await host.run(write_file(guard.file), input=(verdict.fixed_text or "").encode(),
                        timeout=30, check=True)
@@ -65,22 +65,43 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
                 f"(backup {backup}){again}")
 
     async def undo() -> None:
-        if not changed:
-            return
-        await host.run(["sh", "-c", 'cat "$1" > "$2"', "ferryman-restore", backup, guard.file],
-                       timeout=30, check=True)
-        if restart:
+        if await restore(host, backup, guard.file) and restart:
             await restart()
 
-    cmds = [shlex.join(["cat", guard.file]),
+    cmds = [shlex.join(read_file(guard.file)),
             f"if {guard.key} does not name {own} or localhost: "
             + shlex.join(["cp", "-p", guard.file, backup]) + f"; rewrite {guard.key} in place"
             + (f"; docker restart {' '.join(guard.restart)}" if guard.restart and restart
                else "")]
+    data = {"kind": "guard", "host": host_label, "file": guard.file, "backup": backup,
+            "restart": guard.restart if restart else []}
     return Step(f"guard {guard.key} in {guard.file} on {host_label}", run, undo,
+                undo_data=data,
                 params={"file": guard.file, "key": guard.key, "must_name": own,
                         "restart": guard.restart},
                 host=host_label, commands=cmds, undo_if_failed=True)
+
+
+# The backup exists only once the file was about to be rewritten: no backup, nothing to undo.
+_RESTORE = '[ -e "$1" ] || exit 66; cat "$1" > "$2"'
+
+
+async def restore(host: Host, backup: str, file: str) -> bool:
+    """Puts the backup back in place (same inode); False when there is none."""
+    res = await host.run(["sh", "-c", _RESTORE, "ferryman-restore", backup, file], timeout=30)
+    if res.exit_status == ABSENT:
+        return False
+    if not res.ok:
+        raise CommandFailed(res, f"cannot put {backup} back on {host.label}")
+    return True
+
+
+@undoer("guard")
+async def _undo_guard(ctx: UndoContext, d: dict[str, Any]) -> None:
+    """From a journal: what the step's own undo does, the same way."""
+    host = ctx.host(d["host"])
+    if await restore(host, d["backup"], d["file"]) and d.get("restart"):
+        await _restart(ctx.cfg, ctx.pool, ctx.env, d["host"], host, d["restart"])
 
 
 async def guard_steps(cfg: Config, pool: HostPool, env: str, rid: str) -> list[Step]:

@@ -8,7 +8,7 @@ bootstrap creates a container where there was none.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config.schema import Health
@@ -19,6 +19,7 @@ from ..docker.runspec import RunSpec
 from ..state import compose_override_path, write_file
 from ..steps import Step
 from ..transport import Host
+from ..undo import UndoContext, bound, undoer
 from .health import wait_healthy
 
 
@@ -32,7 +33,7 @@ class Target:
     container: str
     health: Health | None
     facts: ContainerFacts | None  # what runs there now (None: bootstrap)
-    env: str  # its environment, named in the commands a failure suggests
+    ctx: UndoContext
 
 
 def kept_name(container: str, rid: str) -> str:
@@ -98,44 +99,58 @@ def retire_steps(t: Target, kept: str, *, gate_on_undo: bool = True) -> Step:
         await set_aside(t.host, name, kept, policy)
         return f"{name} stopped and kept as {kept} (restart policy was {policy})"
 
-    async def undo() -> str:
-        await bring_back(t.host, kept, name, policy)
-        if gate_on_undo:
-            return await wait_healthy(t.host, t.service, name, t.health, env=t.env)
-        return "started"
-
-    return Step(f"stop old {t.service} on {t.host_label}", run, undo,
+    data = {"kind": "retire", "host": t.host_label, "service": t.service, "container": name,
+            "kept": kept, "policy": policy, "gate": gate_on_undo}
+    return Step(f"stop old {t.service} on {t.host_label}", run, bound(t.ctx, data),
+                undo_data=data,
                 params={"container": name, "kept_as": kept, "restart_policy": policy,
                         "image": t.facts.image_ref},
                 host=t.host_label, commands=_aside_lines(name, kept, policy),
                 undo_if_failed=True)
 
 
+@undoer("retire")
+async def _undo_retire(ctx: UndoContext, d: dict[str, Any]) -> str:
+    host = ctx.host(d["host"])
+    await bring_back(host, d["kept"], d["container"], d["policy"])
+    if d.get("gate"):
+        return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]),
+                             env=ctx.env)
+    return "started"
+
+
 def start_steps(t: Target, spec: RunSpec, what: str) -> Step:
-    """Create and start the new container from its run spec; undo removes exactly that one."""
-    created: dict[str, str] = {}
+    """Create and start the new container from its run spec; undo removes the container of
+    that name unless it is the one that ran before (a set-aside one has another name)."""
     start = ["docker", "start", t.container]
 
     async def run() -> str:
         res = await t.host.run(spec.create, timeout=120, check=True)
-        created["id"] = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+        created = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
         for argv in spec.connects:
             await t.host.run(argv, timeout=60, check=True)
         await t.host.run(start, timeout=120, check=True)
-        return f"{t.container} started ({created['id'][:12]})"
+        return f"{t.container} started ({created[:12]})"
 
-    async def undo() -> None:
-        if created.get("id"):
-            await t.host.run(["docker", "rm", "-f", created["id"]], timeout=120, check=True)
-
-    return Step(f"{what} {t.service} on {t.host_label}", run, undo,
+    data = {"kind": "created", "host": t.host_label, "container": t.container,
+            "keep_id": t.facts.id if t.facts is not None else ""}
+    return Step(f"{what} {t.service} on {t.host_label}", run, bound(t.ctx, data),
+                undo_data=data,
                 params={"container": t.container}, host=t.host_label,
                 commands=[*spec.command_lines(), shlex.join(start)], undo_if_failed=True)
 
 
+@undoer("created")
+async def _undo_created(ctx: UndoContext, d: dict[str, Any]) -> None:
+    host = ctx.host(d["host"])
+    now = (await _inspect(host, d["container"])).get(d["container"])
+    if now is not None and now.id != d.get("keep_id"):
+        await host.run(["docker", "rm", "-f", now.id], timeout=120, check=True)
+
+
 def health_step(t: Target) -> Step:
     async def run() -> str:
-        return await wait_healthy(t.host, t.service, t.container, t.health, env=t.env)
+        return await wait_healthy(t.host, t.service, t.container, t.health, env=t.ctx.env)
 
     params: dict[str, Any] = {"container": t.container}
     if t.health and t.health.http:
@@ -146,11 +161,11 @@ def health_step(t: Target) -> Step:
                 host=t.host_label)
 
 
-async def _compose_up(t: Target, info: ComposeInfo, image: str, version: str | None,
+async def _compose_up(host: Host, info: ComposeInfo, image: str, version: str | None,
                       override_path: str, v2: bool) -> None:
     text = dcompose.override(info.service, image, version)
-    await t.host.run(write_file(override_path), input=text.encode(), timeout=60, check=True)
-    await t.host.run(dcompose.up_service(info, override_path, v2), timeout=600, check=True)
+    await host.run(write_file(override_path), input=text.encode(), timeout=60, check=True)
+    await host.run(dcompose.up_service(info, override_path, v2), timeout=600, check=True)
 
 
 async def resolve_previous(host: Host, ref: str, image_id: str) -> str:
@@ -166,22 +181,30 @@ def compose_step(t: Target, project: str, new_ref: str, version: str | None, v2:
     old_ref, old_id = t.facts.image_ref, t.facts.image_id
 
     async def run() -> str:
-        await _compose_up(t, info, new_ref, version, path, v2)
+        await _compose_up(t.host, info, new_ref, version, path, v2)
         return f"{info.project}/{info.service} up with {new_ref}"
 
-    async def undo() -> str:
-        previous = await resolve_previous(t.host, old_ref, old_id)
-        await _compose_up(t, info, previous, version, path, v2)
-        return await wait_healthy(t.host, t.service, t.container, t.health, env=t.env)
+    data = {"kind": "compose", "host": t.host_label, "service": t.service,
+            "container": t.container, "compose": asdict(info), "old_ref": old_ref,
+            "old_id": old_id, "version": version, "override": path, "v2": v2}
 
     cmds = [f"write {path}:\n" + dcompose.override(info.service, new_ref, version).rstrip(),
             shlex.join(dcompose.up_service(info, path, v2))]
-    return Step(f"compose up {t.service} on {t.host_label}", run, undo,
+    return Step(f"compose up {t.service} on {t.host_label}", run, bound(t.ctx, data),
+                undo_data=data,
                 params={"project": info.project, "service": info.service,
                         "working_dir": info.working_dir, "files": info.config_files,
                         "image": new_ref},
                 host=t.host_label, commands=cmds, undo_if_failed=True)
 
+@undoer("compose")
+async def _undo_compose(ctx: UndoContext, d: dict[str, Any]) -> str:
+    host = ctx.host(d["host"])
+    info = ComposeInfo(**d["compose"])
+    previous = await resolve_previous(host, d["old_ref"], d["old_id"])
+    await _compose_up(host, info, previous, d.get("version"), d["override"], d["v2"])
+    return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]),
+                             env=ctx.env)
 
 
 def revive_step(t: Target, kept: str, policy: str) -> Step:
@@ -192,10 +215,15 @@ def revive_step(t: Target, kept: str, policy: str) -> Step:
         await bring_back(t.host, kept, name, policy)
         return f"{kept} is {name} again"
 
-    async def undo() -> None:
-        await set_aside(t.host, name, kept, policy)
-
-    return Step(f"start previous {t.service} on {t.host_label}", run, undo,
+    data = {"kind": "revive", "host": t.host_label, "container": name, "kept": kept,
+            "policy": policy}
+    return Step(f"start previous {t.service} on {t.host_label}", run, bound(t.ctx, data),
+                undo_data=data,
                 params={"container": name, "from": kept, "restart_policy": policy},
                 host=t.host_label, commands=_back_lines(kept, name, policy),
                 undo_if_failed=True)
+
+
+@undoer("revive")
+async def _undo_revive(ctx: UndoContext, d: dict[str, Any]) -> None:
+    await set_aside(ctx.host(d["host"]), d["container"], d["kept"], d["policy"])

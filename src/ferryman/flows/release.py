@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,15 +22,18 @@ from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
 from ..events import EventBus
 from ..hosts import HostPool, Placement, by_host
-from ..state import LockOwner, acquire_lock, release_id
-from ..steps import Outcome, Step, run_steps
-from ..transport import Host
-from . import lock
+from ..journal import Journal
+from ..locking import EnvLock
+from ..record import Image, ServiceChange
+from ..state import release_id
+from ..steps import Action, Outcome, Step, run_steps
+from ..undo import UndoContext, bound, undoer
 from . import recreate as rc
 from .check import compose_flavour
 from .guards import guard_steps
 from .history import prune_kept, record_release
-from .transfer import ImageToSend, StreamTransfer, Transfer
+from .lock import env_lock
+from .transfer import ImageToSend, Prepared, StreamTransfer, Transfer
 
 
 @dataclass
@@ -49,25 +51,52 @@ class Source:
 
 
 @dataclass
-class Plan:
+class FlowPlan:
+    """What release and rollback share: the steps, the changes to record, the lock."""
+
     rid: str
-    src_env: str
-    dst_env: str
-    sources: dict[str, Source]
+    env: str  # the environment that changes
+    lock: EnvLock
     steps: list[Step] = field(default_factory=list)
-    services: list[dict[str, Any]] = field(default_factory=list)  # for the release record
-    lock_host: str = ""
-    lock_owner: LockOwner | None = None
-    locked: bool = False
+    changes: list[ServiceChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Re-reads, under the lock, what planning saw: nobody may have changed it since.
+    seen: dict[str, dict[str, ContainerFacts]] = field(default_factory=dict)
     kind: str = "release"
-    record_extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def src_env(self) -> str:
+        return self.env
+
+    def journal_context(self) -> dict[str, Any]:
+        return {"changes": [c.model_dump() for c in self.changes]}
+
+
+@dataclass
+class Plan(FlowPlan):
+    """A release: FROM's images onto `env` (TO)."""
+
+    source_env: str = ""
+    sources: dict[str, Source] = field(default_factory=dict)
+
+    @property
+    def src_env(self) -> str:
+        return self.source_env
+
+    @property
+    def dst_env(self) -> str:
+        return self.env
+
+    def journal_context(self) -> dict[str, Any]:
+        return {**super().journal_context(), "from": self.source_env, "to": self.env,
+                "services": list(self.sources),
+                "images": {n: s.facts.image_id for n, s in self.sources.items()}}
 
 
 async def _inspect_group(pool: HostPool, env: str, host: str,
                          places: list[Placement]) -> dict[str, ContainerFacts]:
     res = await pool.host(env, host).run(
-        ["docker", "inspect", "--type", "container", *[p.container for p in places]], timeout=60)
+        dc.inspect_containers([p.container for p in places]), timeout=60)
     return parse_containers(res.stdout)
 
 
@@ -131,69 +160,61 @@ def _rewriter(src_addr: str, dst_addr: str):  # type: ignore[no-untyped-def]
 
 async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
                        services: list[str], bus: EventBus,
-                       transfer: Transfer | None = None) -> Plan:
+                       transfer: Transfer | None = None, *, rid: str | None = None,
+                       lock: EnvLock | None = None) -> Plan:
+    """`rid` and a held `lock` are given when a release is resumed from its journal."""
     for env in (src_env, dst_env):
         pool.env(env)
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
     sources = await read_sources(pool, src_env, services)
     check_policy(cfg, dst_env, sources)
-    plan = Plan(release_id(), src_env, dst_env, sources)
+    rid = rid or release_id()
+    lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
+    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources)
     transfer = transfer or StreamTransfer()
-    dst = pool.env(dst_env)
-    plan.lock_host = dst.hosts[0].label
     targets = pool.placements(dst_env, list(sources))
     groups = list(by_host(targets))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
-    current = {host: facts for ((_, host), _), facts in zip(groups, found, strict=True)}
-
-    plan.steps.append(lock_step(cfg, pool, dst_env, plan, current))
+    plan.seen = {host: facts for ((_, host), _), facts in zip(groups, found, strict=True)}
+    current = plan.seen
+    ctx = UndoContext(cfg, pool, dst_env)
     # 1) images each TO host lacks
     for (_, host_label), places in groups:
-        plan.steps.extend(await _transfer_steps(pool, plan, host_label, places, transfer, bus))
+        plan.steps.extend(await _transfer_steps(pool, plan, host_label, places, transfer, bus,
+                                                ctx))
     # 2) each service, the way it runs there
     for p in targets:
         src = sources[p.service]
         facts = current[p.host].get(p.container)
         t = rc.Target(p.service, p.host, pool.host(dst_env, p.host), p.container,
-                      cfg.services[p.service].health, facts, env=dst_env)
+                      cfg.services[p.service].health, facts, ctx)
         plan.steps.extend(await _service_steps(cfg, pool, plan, t, src, bus))
     # 3) the environment's own config
     plan.steps.extend(await guard_steps(cfg, pool, dst_env, plan.rid))
     return plan
 
 
-def lock_step(cfg: Config, pool: HostPool, env: str, plan: Plan,
-               seen: dict[str, dict[str, ContainerFacts]]) -> Step:
-    host = pool.host(env, plan.lock_host)
-    owner = LockOwner.mine(f"{plan.kind} {plan.src_env} {plan.dst_env} ({plan.rid})")
-    plan.lock_owner = owner
-    argv = acquire_lock(cfg.project, owner)
-
-    async def run() -> str:
-        await lock.take(host, cfg.project, env, owner)
-        plan.locked = True
-        # What was read while planning must still hold now that nobody else can change it.
-        for label, facts in seen.items():
+def verify_seen(pool: HostPool, plan: FlowPlan) -> Action:
+    """What was read while planning must still hold once nobody else can change it."""
+    async def verify() -> None:
+        for label, facts in plan.seen.items():
             names = [f.name for f in facts.values()]
             if not names:
                 continue
-            now = await pool.host(env, label).run(
-                ["docker", "inspect", "--type", "container", *names], timeout=60)
+            now = await pool.host(plan.env, label).run(dc.inspect_containers(names), timeout=60)
             fresh = parse_containers(now.stdout)
             moved = [n for n, f in facts.items() if fresh.get(n) is None
                      or fresh[n].id != f.id]
             if moved:
                 raise PreconditionFailed(f"{', '.join(moved)} on {label} changed while the "
-                                         "release was being planned", hint="run it again")
-        return f"locked by {owner.owner}"
-
-    return Step(f"lock {env} on {plan.lock_host}", run, params={"owner": owner.owner,
-                "command": owner.command}, host=None, commands=[shlex.join(argv[:3]) + " ..."])
+                                         f"{plan.kind} was being planned", host=label,
+                                         hint="run it again")
+    return verify
 
 
 async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: list[Placement],
-                          transfer: Transfer, bus: EventBus) -> list[Step]:
+                          transfer: Transfer, bus: EventBus, ctx: UndoContext) -> list[Step]:
     dst = pool.host(plan.dst_env, host_label)
     wanted = {plan.sources[p.service].ref: plan.sources[p.service] for p in places}
     res = await dst.run(di.inspect_images(list(wanted)), timeout=60)
@@ -212,44 +233,46 @@ async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: l
         src = pool.host(plan.src_env, src_host)
         before = {i.ref: had.get(i.ref) for i in images}
 
-        async def run(src: Host = src, images: list[ImageToSend] = images) -> str:
-            sent = await transfer.send(src, dst, images, bus)
-            return (f"{len(images)} image(s), {sent.wire_bytes} bytes on the wire "
+        prepared = await transfer.prepare(src, dst, images)
+
+        async def run(prepared: Prepared = prepared) -> str:
+            sent = await transfer.send(prepared, bus)
+            return (f"{len(prepared.images)} image(s), {sent.wire_bytes} bytes on the wire "
                     f"({sent.compression}), {sent.seconds:.1f}s")
 
-        async def undo(before: dict[str, str | None] = before) -> None:
-            # Put each tag back where it pointed; a tag TO did not have goes away again.
-            for ref, old in before.items():
-                if old:
-                    await dst.run(di.tag(old, ref), timeout=60, check=True)
-                elif not ref.startswith("sha256:"):
-                    await dst.run(di.untag(ref), timeout=60)
-
-        cmds = [f"{src_host}: " + shlex.join(di.save([i.ref for i in images], "zstd")),
-                f"{host_label}: " + shlex.join(di.load("zstd")),
-                "(zstd where both ends have it, else gzip, else none)"]
+        data = {"kind": "retag", "host": host_label, "before": before}
         steps.append(Step(
-            f"transfer images {src_host} -> {host_label}", run, undo,
+            f"transfer images {src_host} -> {host_label}", run, bound(ctx, data), undo_data=data,
             params={"images": {i.ref: i.image_id for i in images},
-                    "bytes": sum(i.size for i in images)},
-            host=host_label, commands=cmds, undo_if_failed=True))
+                    "bytes": sum(i.size for i in images), "compression": prepared.compression},
+            host=host_label, commands=prepared.lines(), undo_if_failed=True))
     return steps
+
+
+@undoer("retag")
+async def _undo_retag(ctx: UndoContext, d: dict[str, Any]) -> None:
+    """Put each tag back where it pointed; a tag TO did not have goes away again."""
+    dst = ctx.host(d["host"])
+    for ref, old in d["before"].items():
+        if old:
+            await dst.run(di.tag(old, ref), timeout=60, check=True)
+        elif not ref.startswith("sha256:"):
+            await dst.run(di.untag(ref), timeout=60)
 
 
 async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, src: Source,
                          bus: EventBus) -> list[Step]:
-    entry: dict[str, Any] = {
-        "service": t.service, "host": t.host_label, "container": t.container,
-        "new": {"ref": src.ref, "id": src.facts.image_id},
-    }
-    plan.services.append(entry)
     facts = t.facts
+    entry = ServiceChange(service=t.service, host=t.host_label, container=t.container,
+                          mode="run", new=Image(ref=src.ref, id=src.facts.image_id),
+                          old=Image(ref=facts.image_ref, id=facts.image_id) if facts else None)
+    plan.changes.append(entry)
     if facts is not None and facts.image_id == src.facts.image_id and facts.running:
-        entry.update(mode="unchanged", old={"ref": facts.image_ref, "id": facts.image_id})
+        entry.mode = "unchanged"
         plan.notes.append(f"{t.service} on {t.host_label} already runs {src.ref}")
         return []
     if facts is None:
-        entry.update(mode="bootstrap", old=None)
+        entry.mode = "bootstrap"
         src_addr = cfg.environments[plan.src_env].own_address
         dst_addr = cfg.environments[plan.dst_env].own_address
         spec = run_spec(src.facts.raw, src.image, src.ref, name=t.container,
@@ -257,7 +280,6 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         for note in spec.carried:
             plan.notes.append(f"bootstrap {t.service} on {t.host_label}: {note}")
         return [rc.start_steps(t, spec, "create"), rc.health_step(t)]
-    entry["old"] = {"ref": facts.image_ref, "id": facts.image_id}
     if facts.compose is not None and facts.compose.complete:
         exist = dc.parse_files_exist((await t.host.run(
             dc.files_exist(facts.compose.config_files), timeout=30)).stdout)
@@ -265,39 +287,40 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         flavour = await compose_flavour(t.host)
         if not missing and flavour:
             head = await t.host.run(["cat", facts.compose.config_files[0]], timeout=30)
-            entry["mode"] = "compose"
+            entry.mode = "compose"
             return [rc.compose_step(t, cfg.project, src.ref, file_version(head.stdout),
                                     flavour == "v2"), rc.health_step(t)]
         why = (f"its compose files are missing ({', '.join(missing)})" if missing
                else "no docker compose on the host")
         bus.warn(f"{t.service} on {t.host_label} was started by compose but {why}: "
                  "recreating it from docker inspect instead")
-    entry["mode"] = "run"
     img = await t.host.run(di.inspect_images([facts.image_id]), timeout=60)
     old_image = (parse_json_list(img.stdout) or [None])[0]
     kept = rc.kept_name(t.container, plan.rid)
-    entry["kept"] = kept
-    entry["restart_policy"] = rc.restart_policy(facts)
+    entry.kept = kept
+    entry.restart_policy = rc.restart_policy(facts)
     spec = run_spec(facts.raw, old_image, src.ref, name=t.container)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
 
 
-async def execute(cfg: Config, pool: HostPool, plan: Plan, bus: EventBus,
-                  dry_run: bool = False) -> Outcome:
+async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
+                  dry_run: bool = False, *, rolls_back: str | None = None,
+                  journal: Journal | None = None) -> Outcome:
+    """Runs a release or rollback plan under TO's lock, journalled, and records it."""
     for note in plan.notes:
         bus.info(note)
-    params = {"from": plan.src_env, "to": plan.dst_env, plan.kind: plan.rid,
-              "services": {e["service"]: e["new"]["ref"] for e in plan.services}}
-    if dry_run:
-        return await run_steps(bus, plan.steps, params, dry_run=True)
-    try:
-        outcome = await run_steps(bus, plan.steps, params)
-        if plan.locked:
-            await record_release(cfg, pool, plan, outcome, bus, plan.kind, plan.record_extra)
-            if outcome.ok:
-                await prune_kept(cfg, pool, plan.dst_env, plan.services, bus)
-    finally:
-        if plan.locked and plan.lock_owner is not None:
-            await lock.give_back(pool.host(plan.dst_env, plan.lock_host), cfg.project,
-                                 plan.lock_owner)
-    return outcome
+    params = {"from": plan.src_env, "to": plan.env, plan.kind: plan.rid,
+              "services": {c.service: c.new.ref if c.new else None for c in plan.changes}}
+    lock = plan.lock
+    journal = journal or Journal(plan.kind, plan.rid, plan.env, cfg.project, lock.owner.owner,
+                                 lock.owner.command)
+    journal.context = plan.journal_context()
+    journal.hosts = [(lock.label, lock.host)]
+
+    async def finish(outcome: Outcome) -> None:
+        await record_release(cfg, pool, plan, outcome, bus, rolls_back)
+        if outcome.ok:
+            await prune_kept(cfg, pool, plan.env, plan.changes, bus)
+
+    return await run_steps(bus, plan.steps, params, locks=[lock], journal=journal,
+                           dry_run=dry_run, after_lock=verify_seen(pool, plan), finish=finish)

@@ -8,9 +8,13 @@ from ..config import Config
 from ..docker import commands as dc
 from ..docker.inspect import parse_containers
 from ..errors import PreconditionFailed
+from ..events import EventBus
 from ..hosts import HostPool, Placement
-from ..steps import Step
+from ..journal import Journal
+from ..state import stamp_id
+from ..steps import Outcome, Step, run_steps
 from .health import wait_healthy
+from .lock import env_lock
 
 
 async def plan(cfg: Config, pool: HostPool, env: str, services: list[str]) -> list[Step]:
@@ -46,3 +50,12 @@ async def _require_containers(pool: HostPool, places: list[Placement]) -> None:
             f"cannot restart: no container {', '.join(missing)}",
             hint="ferryman status ENV shows what runs there",
         )
+
+
+async def execute(cfg: Config, pool: HostPool, env: str, services: list[str], steps: list[Step],
+                  bus: EventBus, dry_run: bool = False) -> Outcome:
+    lock = env_lock(cfg, pool, env, f"restart {env} {' '.join(services) or 'all'}")
+    journal = Journal("restart", stamp_id("s"), env, cfg.project, lock.owner.owner,
+                      lock.owner.command, hosts=[(lock.label, lock.host)])
+    return await run_steps(bus, steps, {"env": env, "services": services or "all"},
+                           locks=[lock], journal=journal, dry_run=dry_run)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..docker import images as di
+from ..errors import Mismatch
 from ..events import EventBus
 from ..transport import CommandFailed, Host, pipe
+from ..transport.base import short_command
 
 
 @dataclass
@@ -30,14 +32,33 @@ class Sent:
     seconds: float
 
 
-class ImageMismatch(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.hint = "run the release again; if it repeats, compare `docker image inspect` on both"
+class ImageMismatch(Mismatch):
+    def __init__(self, message: str, host: str | None = None) -> None:
+        super().__init__(message, "run the release again; if it repeats, compare "
+                         "`docker image inspect` on both", host=host)
+
+
+@dataclass
+class Prepared:
+    """A transfer as planned: the exact commands it runs on each side (what a dry run shows)."""
+
+    src: Host
+    dst: Host
+    images: list[ImageToSend]
+    compression: str
+    source_argv: list[str]
+    sink_argv: list[str]
+
+    def lines(self) -> list[str]:
+        return [f"{self.src.label}: {short_command(self.source_argv)}",
+                f"  | {self.dst.label}: {short_command(self.sink_argv)}"]
 
 
 class Transfer(Protocol):
-    async def send(self, src: Host, dst: Host, images: list[ImageToSend], bus: EventBus) -> Sent:
+    async def prepare(self, src: Host, dst: Host, images: list[ImageToSend]) -> Prepared:
+        ...
+
+    async def send(self, p: Prepared, bus: EventBus) -> Sent:
         ...
 
 
@@ -54,14 +75,19 @@ async def verify(dst: Host, images: list[ImageToSend]) -> None:
         if got != img.image_id:
             raise ImageMismatch(
                 f"after the load, {dst.label} has {img.ref} = {got or 'nothing'}, "
-                f"expected {img.image_id}"
-            )
+                f"expected {img.image_id}", host=dst.label)
 
 
 class StreamTransfer:
-    async def send(self, src: Host, dst: Host, images: list[ImageToSend], bus: EventBus) -> Sent:
+    async def prepare(self, src: Host, dst: Host, images: list[ImageToSend]) -> Prepared:
+        """Compression is chosen while planning (zstd where both ends have it, else gzip,
+        else none), so the dry run shows the very commands the transfer runs."""
         compression = di.pick_compression(await tools(src), await tools(dst))
-        refs = [i.ref for i in images]
+        return Prepared(src, dst, images, compression,
+                        di.save([i.ref for i in images], compression), di.load(compression))
+
+    async def send(self, p: Prepared, bus: EventBus) -> Sent:
+        src, dst, images, compression = p.src, p.dst, p.images, p.compression
         total = sum(i.size for i in images)
         task = f"{src.label}->{dst.label}"
         desc = f"{src.label} -> {dst.label} ({compression})"
@@ -71,8 +97,7 @@ class StreamTransfer:
                      total=total)
 
         t0 = time.monotonic()
-        res = await pipe(src, di.save(refs, compression), dst, di.load(compression),
-                         on_progress=progress)
+        res = await pipe(src, p.source_argv, dst, p.sink_argv, on_progress=progress)
         bus.emit("progress", task=task, description=desc, completed=total, total=total,
                  done=True)
         if not res.source.ok:

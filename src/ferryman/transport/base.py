@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..errors import FlowFailed, PreconditionFailed
+
 # A command that names no deadline gets this one (ssh.command_timeout overrides it): a command
 # that never ends must not hold a flow forever.
 DEFAULT_COMMAND_TIMEOUT = 600.0
@@ -44,23 +46,23 @@ def short_command(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
-class TransportError(Exception):
-    """A host could not be reached or a channel broke; says which host and why."""
+class TransportError(PreconditionFailed):
+    """A host could not be reached or a channel broke; says which host and why (exit 3)."""
 
     def __init__(self, host: str, message: str, hint: str = "") -> None:
-        self.host = host
-        self.hint = hint
-        super().__init__(f"{host}: {message}")
+        super().__init__(f"{host}: {message}", hint, host=host)
+        self.args = (host, message, hint)
 
 
-class CommandFailed(Exception):
+class CommandFailed(FlowFailed):
     """A command exited non-zero where success was required; carries the raw result."""
 
-    def __init__(self, result: Result, what: str = "") -> None:
+    def __init__(self, result: Result, what: str = "", hint: str = "") -> None:
         self.result = result
         head = what or f"command failed on {result.host}"
         status = "timed out" if result.timed_out else f"exit {result.exit_status}"
-        super().__init__(f"{head}: {result.short_command} ({status})")
+        super().__init__(f"{head}: {result.short_command} ({status})", hint, host=result.host)
+        self.args = (result, what, hint)  # rebuilt from these when pickled
 
 
 class Process(Protocol):

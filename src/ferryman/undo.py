@@ -1,0 +1,61 @@
+"""Undos as data: each kind of change registers how to undo it from plain JSON.
+
+A step keeps `undo_data = {"kind": ..., ...}`; its live undo calls the same registered
+function, so what `ferryman abort` runs from a journal, in another process, is exactly what the
+flow itself would have run. Every undo is safe to run after a partial step and to run twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .config import Config
+from .config.schema import Health
+from .transport import Host
+
+if TYPE_CHECKING:
+    from .hosts import HostPool
+
+
+@dataclass
+class UndoContext:
+    """Where undos run: the environment's hosts and its services' health checks."""
+
+    cfg: Config
+    pool: HostPool
+    env: str
+
+    def host(self, label: str) -> Host:
+        return self.pool.host(self.env, label)
+
+    def health(self, service: str) -> Health | None:
+        svc = self.cfg.services.get(service)
+        return svc.health if svc else None
+
+
+Undoer = Callable[[UndoContext, dict[str, Any]], Awaitable[Any]]
+UNDOERS: dict[str, Undoer] = {}
+
+
+def undoer(kind: str) -> Callable[[Undoer], Undoer]:
+    def register(fn: Undoer) -> Undoer:
+        UNDOERS[kind] = fn
+        return fn
+    return register
+
+
+def bound(ctx: UndoContext, data: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    """The live undo of a step: the registered function over the step's undo data."""
+    async def undo() -> Any:
+        return await run_undo(ctx, data)
+    return undo
+
+
+async def run_undo(ctx: UndoContext, data: dict[str, Any]) -> Any:
+    kind = data.get("kind", "")
+    fn = UNDOERS.get(kind)
+    if fn is None:
+        raise KeyError(f"no undo registered for '{kind}'")
+    return await fn(ctx, data)
