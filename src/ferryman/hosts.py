@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .config import Config
-from .config.schema import HostSpec, parse_address
-from .errors import BadInput
+from .config.schema import HostSpec, Service, parse_address
+from .docker import compose as dcompose
+from .errors import BadInput, PreconditionFailed
 from .events import EventBus, ObservedHost
-from .transport import Host, LocalHost, SshHost, SshTarget
+from .transport import Host, LocalHost, SshHost, SshTarget, TransportError
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class HostPool:
         # Tests give hosts that answer from captured outputs; by default, real connections.
         self._make_host = make_host or self._connect
         self._hosts: dict[tuple[str, str], Host] = {}
+        # (env, host) -> service -> container, for services named by compose labels
+        self._named: dict[tuple[str, str], dict[str, str]] = {}
+        self._resolving: dict[str, asyncio.Future[None]] = {}
 
     def _connect(self, env: str, spec: HostSpec) -> Host:
         if spec.is_local:
@@ -110,12 +114,78 @@ class HostPool:
             svc = self.cfg.services[name]
             for spec in self.env(env).hosts:
                 if svc.hosts is None or spec.label in svc.hosts:
-                    out.append(Placement(env, spec.label, name, svc.container_name))
+                    out.append(Placement(env, spec.label, name, self._container(env, spec, svc)))
         return out
+
+    def _container(self, env: str, spec: HostSpec, svc: Service) -> str:
+        if svc.compose is None:
+            return svc.container_name
+        named = self._named.get((env, spec.label))
+        if named is None:
+            raise RuntimeError(f"{svc.name} is named by compose labels: "
+                               f"`await pool.resolve({env!r})` before its placements")
+        return named[svc.name]
+
+    async def resolve(self, env: str) -> None:
+        """Finds on each host of `env` the container of every service named by compose
+        project and service (`services.X.compose`); one `docker ps` per host, once per run
+        (callers that ask at the same time share it).
+
+        A host that cannot be read keeps the fallback names: the next command there fails
+        and says why.
+        """
+        self.env(env)
+        if env not in self._resolving:
+            self._resolving[env] = asyncio.ensure_future(self._resolve(env))
+        await self._resolving[env]
+
+    async def _resolve(self, env: str) -> None:
+        async def one(spec: HostSpec, svcs: list[Service]) -> None:
+            listing = None
+            if not svcs:
+                self._named[(env, spec.label)] = {}
+                return
+            try:
+                res = await self.host(env, spec.label).run(dcompose.list_containers(),
+                                                           timeout=60)
+                listing = dcompose.parse_listing(res.stdout) if res.ok else None
+            except TransportError:
+                pass
+            self._named[(env, spec.label)] = locate_services(svcs, listing, spec.label)
+
+        await asyncio.gather(*(
+            one(spec, [s for s in self.cfg.services.values()
+                       if s.compose is not None and s.runs_on(spec)])
+            for spec in self.env(env).hosts))
 
     async def close(self) -> None:
         await asyncio.gather(*(h.close() for h in self._hosts.values()), return_exceptions=True)
         self._hosts.clear()
+
+
+def locate_services(services: list[Service], listing: list[dcompose.Listed] | None,
+                    host: str) -> dict[str, str]:
+    """service -> container on one host, for services named by compose labels. Without a
+    listing, or where no container carries the labels, the first that exists of `container`
+    and compose's own names (v2, v1); where none exists (a bootstrap), `container` or the v2
+    name."""
+    out = {}
+    for svc in services:
+        assert svc.compose is not None
+        project, service = svc.compose.project, svc.compose.service
+        fallbacks = ([svc.container] if svc.container else []) + dcompose.default_names(
+            project, service)
+        found = None
+        if listing is not None:
+            try:
+                found = dcompose.locate(listing, project, service, fallbacks)
+            except dcompose.AmbiguousService as exc:
+                raise PreconditionFailed(
+                    f"{svc.name} on {host}: {exc}",
+                    hint=f"name the container with services.{svc.name}.container instead "
+                         "of compose") from None
+        out[svc.name] = found or fallbacks[0]
+    return out
 
 
 def by_host(placements: list[Placement]) -> Iterator[tuple[tuple[str, str], list[Placement]]]:

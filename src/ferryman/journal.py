@@ -113,6 +113,12 @@ class Journal:
         self.entries.append(Entry(n, step.name, step.host, "started", step.undo_data))
         await self._save()
 
+    async def noted(self, n: int, step: Step) -> None:
+        for e in self.entries:
+            if e.n == n:
+                e.undo = step.undo_data
+        await self._save()
+
     async def finished(self, n: int, step: Step) -> None:
         for e in self.entries:
             if e.n == n:

@@ -179,13 +179,19 @@ class EnvLock:
             with contextlib.suppress(Exception):
                 await self.host.run(heartbeat(self.project, self.owner), timeout=30)
 
-    async def give_back(self) -> None:
+    async def give_back(self) -> bool:
+        """False when the lock was held and its host could not be asked to free it."""
         if self._beat is not None:
             self._beat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._beat
             self._beat = None
+        freed = True
         if self.held:
-            with contextlib.suppress(Exception):
-                await self.host.run(release_lock(self.project, self.owner), timeout=30)
+            try:
+                freed = (await self.host.run(release_lock(self.project, self.owner),
+                                             timeout=30)).ok
+            except Exception:  # the flow's own outcome is what the operator must see
+                freed = False
             self.held = False
+        return freed

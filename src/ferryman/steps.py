@@ -9,6 +9,7 @@ runs the undos of the finished steps in reverse, and says what each host is left
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,18 @@ if TYPE_CHECKING:
     from .locking import EnvLock
 
 Action = Callable[[], Awaitable[Any]]
+# The journal and the step running now: a step that learns what its undo needs as it goes
+# (which containers it is about to stop) saves it with note_undo() before it changes anything.
+_running: contextvars.ContextVar[tuple[Journal, int, Step] | None] = contextvars.ContextVar(
+    "ferryman_running_step", default=None)
+
+
+async def note_undo() -> None:
+    """Saves the running step's undo_data (as it stands now) in the journal."""
+    running = _running.get()
+    if running is not None:
+        journal, n, step = running
+        await journal.noted(n, step)
 Finish = Callable[["Outcome"], Awaitable[Any]]
 
 
@@ -143,11 +156,23 @@ async def run_steps(
             except Exception as exc:  # the hosts are as the outcome says, recorded or not
                 bus.warn(f"after the {bus.flow}: {exc}")
         if journal is not None and journal.written and outcome.clean:
-            await journal.remove()
+            await _after(bus, "remove the journal", journal.remove())
         return outcome
     finally:
         for lk in reversed(locks):
-            await lk.give_back()
+            if not await lk.give_back():
+                bus.warn(f"the lock of {lk.env} on {lk.label} could not be given back: once "
+                         f"{lk.label} answers, the next run finds it stale (or: ferryman "
+                         f"unlock {lk.env})")
+
+
+async def _after(bus: EventBus, what: str, action: Awaitable[Any]) -> None:
+    """Book-keeping after the steps must not hide their outcome: when the host that keeps it
+    is the one lost, say so and let the outcome stand."""
+    try:
+        await action
+    except Exception as exc:
+        bus.warn(f"could not {what}: {exc}")
 
 
 async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
@@ -173,7 +198,11 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
                 await journal.started(n, total, step)
             bus.emit("step_start", n=n, m=total, name=step.name, params=step.params,
                      host=step.host)
-            outcome.results[step.name] = await step.run()
+            token = _running.set((journal, n, step) if journal is not None else None)
+            try:
+                outcome.results[step.name] = await step.run()
+            finally:
+                _running.reset(token)
             if journal is not None and step.changes:
                 await journal.finished(n, step)
         except (Exception, asyncio.CancelledError) as caught:
@@ -196,7 +225,8 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
                 done.append(step)
             await _undo(bus, done, outcome)
             if journal is not None and journal.written and outcome.undo_failed:
-                await journal.mark("undo failed", outcome.undo_failed)
+                await _after(bus, "mark the journal", journal.mark("undo failed",
+                                                                   outcome.undo_failed))
             break
         result = outcome.results[step.name]
         bus.emit("step_ok", n=n, m=total, name=step.name,
@@ -207,10 +237,18 @@ async def _run(bus: EventBus, steps: list[Step], params: dict[str, Any] | None,
     for step in done:
         if step.host and step.host not in outcome.host_state:
             outcome.host_state[step.host] = "changed" if outcome.ok else "restored"
+    # Every change left in place on a host, and whether that host was the one lost: the
+    # operator has to mend each of them by hand.
+    left: dict[str, list[str]] = {}
     for failed in outcome.undo_failed:
         host = next((s.host for s in done if s.name == failed), None)
         if host:
-            outcome.host_state[host] = f"NEEDS ATTENTION: undo of '{failed}' failed"
+            left.setdefault(host, []).append(failed)
+    exc = outcome.exception
+    lost = exc.host if isinstance(exc, TransportError) else None
+    for host, names in left.items():
+        why = " (unreachable)" if host == lost else ""
+        outcome.host_state[host] = f"NEEDS ATTENTION{why}: not undone: {'; '.join(names)}"
     bus.emit(
         "flow_end", ok=outcome.ok, duration=round(outcome.duration, 3),
         failed_step=outcome.failed_step, error=outcome.error, undone=outcome.undone,
@@ -229,10 +267,10 @@ async def _undo(bus: EventBus, done: list[Step], outcome: Outcome) -> None:
             await step.undo()
         except Exception as exc:
             outcome.undo_failed.append(step.name)
-            # The error names its own host (a transport or command error): one host key.
-            err = {"host": step.host, **describe_error(exc)}
-            bus.emit("undo_fail", name=step.name, duration=round(time.monotonic() - t0, 3),
-                     **err)
+            # The error names its host too (TransportError, CommandFailed): one key each.
+            bus.emit("undo_fail", **{**describe_error(exc), "name": step.name,
+                                     "host": step.host,
+                                     "duration": round(time.monotonic() - t0, 3)})
             continue
         outcome.undone.append(step.name)
         bus.emit("undo_ok", name=step.name, host=step.host,

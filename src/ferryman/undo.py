@@ -59,3 +59,11 @@ async def run_undo(ctx: UndoContext, data: dict[str, Any]) -> Any:
     if fn is None:
         raise KeyError(f"no undo registered for '{kind}'")
     return await fn(ctx, data)
+
+
+@undoer("commands")
+async def _undo_commands(ctx: UndoContext, d: dict[str, Any]) -> None:
+    """Runs each argv in order; each is safe to run again (remove, unswap, load a dump)."""
+    host = ctx.host(d["host"])
+    for argv in d["argvs"]:
+        await host.run(argv, timeout=d.get("timeout"), check=True)

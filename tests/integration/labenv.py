@@ -30,6 +30,20 @@ services:
 """
 
 
+# Hosts of the trixie kind (Docker 26.1, `docker compose` v2) for TEST and PROD; the default
+# kind is bookworm (Docker 20.10, docker-compose v1).
+TRIXIE = {"test": "trixie", "prod": "trixie"}
+# Runs a test that takes the `demo` fixture on both kinds of hosts: for the few tests that
+# prove a path on Docker 26 and compose v2 too (each kind costs the test's full time).
+on_both_kinds = pytest.mark.parametrize("demo", [None, TRIXIE], ids=["bookworm", "trixie"],
+                                        indirect=True)
+
+
+def kinds_of(request: pytest.FixtureRequest) -> dict[str, str] | None:
+    """The host kinds a `demo` fixture was parametrised with (None: bookworm)."""
+    return getattr(request, "param", None)
+
+
 @dataclass
 class Env:
     lab: Lab
@@ -103,7 +117,7 @@ def _deploy(lab: Lab, host: LabHost, image: str, with_legacy: bool) -> None:
         lab.exec(host, ["mkdir", "-p", "/opt/legacy"])
         lab.exec(host, ["sh", "-c", "cat > /opt/legacy/docker-compose.yml"],
                  input=COMPOSE_LEGACY.format(image=image).encode())
-        lab.exec(host, ["sh", "-c", "cd /opt/legacy && docker-compose up -d"])
+        demo.compose_up(lab, host, "/opt/legacy")
         # The file goes; the container keeps the labels that name it (source note 001).
         lab.exec(host, ["rm", "-rf", "/opt/legacy"])
 

@@ -7,13 +7,14 @@ Each host runs the demo app plus: `writer`, which keeps changing files in the vo
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labenv import Run, ferryman
+from labenv import Run, ferryman, kinds_of, on_both_kinds
 
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
 from ferryman.lab.images import ensure_db_image
@@ -32,9 +33,9 @@ WRITER = ("i=0; while true; do i=$((i+1)); echo $i > /data/counter; "
 
 
 @pytest.fixture()
-def demo(tmp_path: Path) -> Iterator[Demo]:
+def demo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Demo]:
     prefix = f"ferryman-pytest-data-{uuid.uuid4().hex[:6]}"
-    made = up(tmp_path / "demo", prefix=prefix)
+    made = up(tmp_path / "demo", prefix=prefix, kinds=kinds_of(request))
     try:
         for role in ("test", "prod"):
             sh(made, role, "mkdir -p /srv/shop/files && docker volume create shopdata >/dev/null"
@@ -92,6 +93,7 @@ def test_backup_is_taken_only_while_writers_are_stopped(demo: Demo) -> None:
     assert "all match" in ok.out
 
 
+@on_both_kinds
 def test_restore_brings_back_the_same_bytes(demo: Demo) -> None:
     sh(demo, "test", "docker stop writer >/dev/null")
     sh(demo, "test", "docker update --restart no writer >/dev/null")
@@ -152,6 +154,7 @@ def test_full_disk_during_apply_puts_everything_back(demo: Demo) -> None:
     assert "holds its previous data again" in run.err
 
 
+@on_both_kinds
 def test_sync_applies_the_targets_guard(demo: Demo) -> None:
     sh(demo, "prod", "docker stop writer >/dev/null")
     run = cli(demo, "sync-data", "test", "prod", "--yes")
@@ -179,6 +182,11 @@ def test_prod_confirmation_dry_run_and_bad_input_change_nothing(demo: Demo) -> N
     dry = cli(demo, "sync-data", "test", "prod", "--dry-run")
     assert dry.code == 0, dry.err
     assert "swap in folder /srv/shop/files on prod-1" in dry.err
+    # The lines printed are the argvs the steps run, with the real folders and compressor.
+    assert re.search(r"\$ ferryman-pack /srv/shop/files /var/lib/ferryman/backups/shop/"
+                     r"b\d{8}-\d{6}[^/ ]*/path-srv_shop_files\.tar\.(zst|gz) ", dry.err), dry.err
+    assert re.search(r"\$ ferryman-swap /srv/shop/files /srv/shop/files\.ferryman-new "
+                     r"/srv/shop/files\.ferryman-old-r\d{8}-\d{6}", dry.err), dry.err
     assert "nothing was changed" in dry.err
     assert sh(demo, "prod", "ls /var/lib/ferryman/backups 2>/dev/null || true") == ""
     assert sh(demo, "test", "ls /var/lib/ferryman/backups 2>/dev/null || true") == ""

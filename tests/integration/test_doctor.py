@@ -141,7 +141,7 @@ def test_firewalld_leftover_breaks_containers_and_fix_mends_it(demo: Demo) -> No
         assert "table inet firewalld" in sh(demo, f"cat {saved}")
         assert sh(demo, f"docker exec shop-api nc -w 2 {ip} 8080 </dev/null; echo rc=$?",
                   check=False).strip().endswith("rc=0")
-        assert "step 1/1 fix firewall" in run.err
+        assert "step 1/2 lock prod on prod-1" in run.err and "step 2/2 fix firewall" in run.err
     finally:
         sh(demo, "nft delete table inet firewalld; docker rm -f shop-db", check=False)
 

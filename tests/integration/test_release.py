@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 from engine import FIELDS, Scene, differences, full_options
-from labenv import Run, ferryman
+from labenv import Run, ferryman, kinds_of, on_both_kinds
 
 from ferryman.lab import build_app_image
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
 
 
 @pytest.fixture()
-def demo(tmp_path: Path) -> Iterator[Demo]:
+def demo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Demo]:
     prefix = f"ferryman-pytest-rel-{uuid.uuid4().hex[:6]}"
-    made = up(tmp_path / "demo", prefix=prefix)
+    made = up(tmp_path / "demo", prefix=prefix, kinds=kinds_of(request))
     try:
         yield made
     finally:
@@ -54,6 +54,7 @@ def release(d: Demo, *args: str) -> Run:
     return ferryman(d.config, "release", "test", "prod", *args)
 
 
+@on_both_kinds
 def test_release_run_compose_and_guard(demo: Demo) -> None:
     v2 = inspect(demo, "test", "web")["Image"]
     old_web = inspect(demo, "prod", "web")["Id"]
@@ -182,6 +183,7 @@ def test_dry_run_prints_commands_and_changes_nothing(demo: Demo) -> None:
     assert sh(demo, "prod", "ls /var/lib/ferryman/shop 2>/dev/null || true").strip() == ""
 
 
+@on_both_kinds
 def test_bootstrap_when_prod_container_was_deleted(demo: Demo) -> None:
     sh(demo, "test", "docker rm -f web && docker run -d --name web -p 8080:8080 "
        f"-e APP_URL=http://{ADDRESSES['test']}:8080/ -e KEEP=1 "
@@ -201,6 +203,7 @@ def test_bootstrap_when_prod_container_was_deleted(demo: Demo) -> None:
     assert record["services"][0]["mode"] == "bootstrap"
 
 
+@on_both_kinds
 def test_rollback_returns_to_previous_release(demo: Demo) -> None:
     old_web = inspect(demo, "prod", "web")["Id"]
     v1 = inspect(demo, "prod", "shop-api")["Image"]

@@ -23,8 +23,8 @@ def test_restart_waits_for_health_and_logs_steps(env: Env) -> None:
     run = ferryman(env.config(), "restart", "test", "web")
     assert run.code == 0, run.err
     assert env.started_at(env.test, "web") != before
-    assert "step 1/2 restart web on test-1" in run.err
-    assert "step 2/2 health of web on test-1" in run.err
+    assert "step 2/3 restart web on test-1" in run.err
+    assert "step 3/3 health of web on test-1" in run.err
 
     new = [p for p in _logs(env, "jsonl") if p not in known]
     assert len(new) == 1
@@ -41,7 +41,7 @@ def test_restart_waits_for_health_and_logs_steps(env: Env) -> None:
     commands = [e["command"] for e in events if e["event"] == "command"]
     assert "docker restart --time 10 web" in commands
     text = new[0].with_suffix(".log").read_text()
-    assert "[restart] step 1/2 restart web on test-1" in text
+    assert "[restart] step 2/3 restart web on test-1" in text
 
 
 def test_restart_compose_service_uses_docker_health(env: Env) -> None:
@@ -69,7 +69,7 @@ def test_restart_failing_health_exit_1_with_evidence(env: Env) -> None:
     finally:
         env.lab.exec(env.prod, ["docker", "rm", "-f", "noisy"])
     assert run.code == 1, run.err
-    assert "FAILED step 2/2 health of broken on prod-1" in run.err
+    assert "FAILED step 3/3 health of broken on prod-1" in run.err
     assert "noisy started" in run.err  # the container's last log lines are the evidence
     logs = sorted((env.workdir / "logs").glob("*-restart-*"))
     assert logs

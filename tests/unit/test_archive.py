@@ -61,6 +61,20 @@ def test_swap_and_unswap(tmp_path: Path) -> None:
     assert fresh.exists()
     assert run(ar.unswap(str(fresh), str(fresh_new), str(tmp_path / "fresh.old"))).returncode == 0
     assert not fresh.exists()
+    # Cut before the swap began (an abort from a journal): live keeps the old data.
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "v").write_text("old")
+    (tmp_path / "again.new").mkdir()
+    assert run(ar.unswap(str(again), str(tmp_path / "again.new"),
+                         str(tmp_path / "again.old"))).returncode == 0
+    assert (again / "v").read_text() == "old" and (tmp_path / "again.new").exists()
+    # Cut between its two moves: live was set aside, the new data not yet in place.
+    (tmp_path / "again.new" / "v").write_text("new")
+    again.rename(tmp_path / "again.old")
+    assert run(ar.unswap(str(again), str(tmp_path / "again.new"),
+                         str(tmp_path / "again.old"))).returncode == 0
+    assert (again / "v").read_text() == "old" and not (tmp_path / "again.old").exists()
 
 
 def test_manifest_round_trip_and_listing() -> None:
@@ -90,3 +104,19 @@ def test_retention_keeps_newest_and_recent() -> None:
     assert [x.id[:9] for x in ar.beyond_retention(backups, 2, 14, now)] == [
         "b20261101", "b20261105"]
     assert ar.beyond_retention(backups[:2], 7, None, now) == []
+
+
+def test_dump_and_load_commands_exact_argv() -> None:
+    pg = ar.Item("dump", "pg/shop", engine="postgres", user="app")
+    assert ar.dump_command(pg) == ["docker", "exec", "-u", "postgres", "pg", "pg_dump",
+                                   "-U", "app", "-Fc", "shop"]
+    assert ar.load_command(pg) == ["docker", "exec", "-i", "-u", "postgres", "pg", "pg_restore",
+                                   "-U", "app", "-d", "shop", "--clean", "--if-exists",
+                                   "--no-owner", "--single-transaction"]
+    my = ar.Item("dump", "maria/shop", engine="mysql")
+    dump, load = ar.dump_command(my), ar.load_command(my)
+    assert dump[:5] == ["docker", "exec", "maria", "sh", "-c"]
+    assert dump[6:] == ["ferryman-dump", "root", "shop", "mysqldump", "--single-transaction",
+                        "--routines", "--triggers"]
+    assert load[:6] == ["docker", "exec", "-i", "maria", "sh", "-c"]
+    assert load[7:] == ["ferryman-load", "root", "shop", "mysql"]

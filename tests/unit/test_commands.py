@@ -77,3 +77,39 @@ def test_parse_df() -> None:
     assert dc.parse_df(out) == (263174212 * 1024, 83886080 * 1024)
     assert dc.parse_df("") is None
     assert dc.parse_df("head\nbroken line") is None
+
+
+def test_container_builders_exact_argv() -> None:
+    assert dc.container_image_id("web") == ["docker", "inspect", "--format", "{{.Image}}", "web"]
+    assert dc.restart_container("web", None) == ["docker", "restart", "web"]
+    assert dc.stop_container("a b") == ["docker", "stop", "a b"]
+    assert dc.start_container("web") == ["docker", "start", "web"]
+    assert dc.rename_container("web", "web.old") == ["docker", "rename", "web", "web.old"]
+    assert dc.remove_container("web") == ["docker", "rm", "web"]
+    assert dc.remove_container("abc", force=True) == ["docker", "rm", "-f", "abc"]
+    assert dc.set_restart_policy("web", "on-failure:3") == [
+        "docker", "update", "--restart", "on-failure:3", "web"]
+    assert dc.all_containers() == ["docker", "ps", "-a", "--format", "{{.Names}}\t{{.Status}}"]
+    assert dc.all_container_images() == ["docker", "ps", "-a", "--format",
+                                         "{{.Names}}\t{{.Image}}"]
+
+
+def test_engine_image_volume_network_builders_exact_argv() -> None:
+    assert dc.docker_version() == ["docker", "version", "--format", "{{json .}}"]
+    assert dc.docker_info() == ["docker", "info", "--format", "{{json .}}"]
+    assert dc.docker_root_dir() == ["docker", "info", "--format", "{{.DockerRootDir}}"]
+    assert dc.remove_image("sha256:ab") == ["docker", "rmi", "sha256:ab"]
+    assert dc.image_facts(["sha256:ab"]) == [
+        "docker", "image", "inspect", "--format", "{{.Id}} {{.Os}}/{{.Architecture}} {{.Size}}",
+        "sha256:ab"]
+    assert dc.create_volume("db data") == ["docker", "volume", "create", "db data"]
+    assert dc.volume_mountpoints(["a", "b"]) == [
+        "docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", "a", "b"]
+    assert dc.network_names() == ["docker", "network", "ls", "--format", "{{.Name}}"]
+    assert dc.inspect_networks(["n1", "n2"]) == ["docker", "network", "inspect", "n1", "n2"]
+
+
+def test_exec_in_exact_argv() -> None:
+    assert dc.exec_in("db", ["pg_dump", "shop"]) == ["docker", "exec", "db", "pg_dump", "shop"]
+    assert dc.exec_in("db", ["pg_restore"], user="postgres", interactive=True) == [
+        "docker", "exec", "-i", "-u", "postgres", "db", "pg_restore"]

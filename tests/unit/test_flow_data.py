@@ -8,11 +8,16 @@ import asyncio
 import pytest
 from fakehost import ANY, REST, Capture, Reply, ScriptedHosts
 
+from ferryman.data import archive as ar
+from ferryman.docker import images as di
 from ferryman.errors import BadInput, PreconditionFailed
 from ferryman.events import Collector, EventBus
 from ferryman.flows import data as fd
+from ferryman.transport.base import short_command
 
 DATA = Capture.load("data_test")
+# Not in the capture: what the demo's hosts answer to the compressor probe (both installed).
+TOOLS = Reply(0, "zstd\ngzip\n")
 INSPECT = ["docker", "inspect", "--type", "container"]
 SECTION = """\
 data:
@@ -84,7 +89,7 @@ def test_a_container_that_keeps_running_is_refused(hosts: ScriptedHosts,
 def test_backup_dry_run_plans_lock_stop_snapshot_start(hosts: ScriptedHosts,
                                                        make_config) -> None:
     cfg = make_config(extra=SECTION)
-    test = hosts["test-1"].replay(DATA)
+    test = hosts["test-1"].replay(DATA).on(di.compressors(), TOOLS)
     bus, seen = _bus()
     outcome, manifest = asyncio.run(fd.backup(cfg, hosts.pool(cfg), "test", bus, dry_run=True))
     assert outcome.ok and manifest is None
@@ -95,10 +100,16 @@ def test_backup_dry_run_plans_lock_stop_snapshot_start(hosts: ScriptedHosts,
     assert planned[1]["commands"] == ["docker stop shop-api", "docker stop web"]
     assert planned[1]["params"]["keep_running"] == ["shop-db"]
     assert planned[3]["commands"] == ["docker start web", "docker start shop-api"]
-    # The dry run only looked: the volume and the folder exist.
+    # The snapshot's lines are the argvs it runs: the volume's mountpoint as the engine said.
+    into = planned[2]["params"]["into"]
+    assert planned[2]["commands"][:2] == [
+        short_command(ar.pack("/var/lib/docker/volumes/shop-data/_data",
+                              f"{into}/volume-shop-data.tar.zst", "zstd")),
+        short_command(ar.pack("/opt/shop", f"{into}/path-opt_shop.tar.zst", "zstd"))]
+    # The dry run only looked: the volume and the folder exist, which compressor is there.
     assert test.ran == [
         ["docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", "shop-data"],
-        ["sh", "-c", ANY, "ferryman-files", "/opt/shop"]]
+        ["sh", "-c", ANY, "ferryman-files", "/opt/shop"], di.compressors()]
 
 
 def test_backup_refuses_a_missing_volume_before_stopping_anything(hosts: ScriptedHosts,
@@ -117,13 +128,12 @@ def test_backup_refuses_a_missing_volume_before_stopping_anything(hosts: Scripte
 def test_a_failed_snapshot_still_starts_every_container(hosts: ScriptedHosts,
                                                         make_config) -> None:
     cfg = make_config(extra=SECTION)
-    test = hosts["test-1"].replay(DATA)
+    test = hosts["test-1"].replay(DATA).on(di.compressors(), TOOLS)
     test.keeps_state()
-    # The snapshot fails at its first look: the volume went away meanwhile.
-    test.on(["docker", "volume", "inspect", REST],
-            *DATA.replies("test-1", ["docker", "volume", "inspect", "--format",
-                                     "{{.Name}} {{.Mountpoint}}", "shop-data"]),
-            Reply(1, "", "Error: No such volume: shop-data\n"))
+    test.on(ar.host_clock(), Reply(0, "2026-01-01T10:00:00.000000000Z\n"))
+    # The snapshot fails at its first archive: the volume's folder went away meanwhile.
+    test.on(["sh", "-c", ANY, "ferryman-pack", REST],
+            Reply(66, "", "no such folder: /var/lib/docker/volumes/shop-data/_data\n"))
     test.on(["sh", "-c", ANY, "ferryman-http", REST], Reply(0))
     _healthy_api(test)
     test.on(["rm", "-rf", "--", REST])

@@ -98,6 +98,44 @@ def test_failed_undo_is_reported_per_host(root: Path) -> None:
     assert out.host_state["prod-1"].startswith("NEEDS ATTENTION")
 
 
+def test_undo_failing_on_a_lost_host_does_not_stop_the_other_undos(root: Path) -> None:
+    """Errors that name their host (a lost connection, a failed command) are reported like
+    any other; the undos of the other hosts still run."""
+    log: list[str] = []
+
+    async def ok() -> None:
+        return None
+
+    async def back_prod1() -> None:
+        log.append("undo prod-1")
+
+    async def lost() -> None:
+        raise TransportError("prod-2", "cannot connect to root@127.0.0.1:22: Connection reset")
+
+    async def refused() -> None:
+        raise CommandFailed(Result("prod-2", ["docker", "rm", "-f", "x"], 1, "", "no"))
+
+    async def bad() -> None:
+        raise TransportError("prod-2", "connection lost while running docker")
+
+    bus, col = _bus()
+    steps = [Step("new web on prod-1", ok, back_prod1, host="prod-1"),
+             Step("new web on prod-2", ok, lost, host="prod-2"),
+             Step("new api on prod-2", ok, refused, host="prod-2"),
+             Step("health on prod-2", bad, host="prod-2")]
+    out = asyncio.run(run_steps(bus, steps, locks=[_lock()]))
+    assert log == ["undo prod-1"]
+    assert out.undone == ["new web on prod-1"]
+    assert out.undo_failed == ["new api on prod-2", "new web on prod-2"]
+    assert out.host_state["prod-1"] == "restored"
+    assert out.host_state["prod-2"] == ("NEEDS ATTENTION (unreachable): not undone: "
+                                        "new api on prod-2; new web on prod-2")
+    fails = [e.data for e in col.events if e.kind == "undo_fail"]
+    assert [(d["name"], d["host"]) for d in fails] == [("new api on prod-2", "prod-2"),
+                                                       ("new web on prod-2", "prod-2")]
+    assert "Connection reset" in fails[1]["error"]
+
+
 def test_undo_if_failed_cleans_up_own_step(root: Path) -> None:
     log: list[str] = []
 
@@ -239,3 +277,57 @@ def test_lost_host_fails_its_undos_too_and_still_exits_3(root: Path) -> None:
     assert out.undo_failed == ["stop old web on prod-1"]
     (fail,) = [e.data for e in col.events if e.kind == "undo_fail"]
     assert fail["host"] == "prod-1" and "lost while running curl" in fail["error"]
+
+
+class Cuttable(LocalHost):
+    """A local host whose connection can be cut: every command then fails as over SSH."""
+
+    def __init__(self) -> None:
+        super().__init__("prod-1")
+        self.cut = False
+
+    async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
+        if self.cut:
+            raise TransportError(self.label, "cannot connect to root@prod-1: Connection reset")
+        return await super().run(argv, **kw)
+
+
+def test_losing_the_first_host_leaves_the_outcome_standing(root: Path) -> None:
+    """The host of the lock, journal and record is the one lost: the undos of the other hosts
+    run, the outcome is returned, and what could not be kept there is said."""
+    first = Cuttable()
+    lock = EnvLock("prod", "prod-1", first, "shop", LockOwner.mine("release test prod"))
+    journal = Journal("release", "r1", "prod", "shop", "ana", "x", hosts=[("prod-1", first)])
+    log: list[str] = []
+
+    async def ok() -> None:
+        return None
+
+    async def undo_prod2() -> None:
+        log.append("undo prod-2")
+
+    async def undo_prod1() -> None:
+        await first.run(["true"])
+
+    async def lost() -> None:
+        first.cut = True
+        await first.run(["true"])
+
+    async def record(outcome: object) -> None:
+        await first.run(["true"])
+
+    bus, col = _bus()
+    steps = [Step("new web on prod-2", ok, undo_prod2, host="prod-2"),
+             Step("new web on prod-1", ok, undo_prod1, host="prod-1"),
+             Step("health of web on prod-1", lost, host="prod-1")]
+    out = asyncio.run(run_steps(bus, steps, locks=[lock], journal=journal, finish=record))
+    assert log == ["undo prod-2"] and out.undo_failed == ["new web on prod-1"]
+    assert out.host_state["prod-2"] == "restored"
+    assert out.host_state["prod-1"].startswith("NEEDS ATTENTION (unreachable)")
+    assert out.exit_code == EXIT_PRECONDITION  # a lost host is 3, even with undos left
+    warned = [e.data["message"] for e in col.events if e.kind == "warn"]
+    assert [w.split(":")[0] for w in warned] == [
+        "could not mark the journal", "after the demo",
+        "the lock of prod on prod-1 could not be given back"]
+    assert "ferryman unlock prod" in warned[2]
+    assert any(e.kind == "flow_end" for e in col.events)

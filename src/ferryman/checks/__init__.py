@@ -12,7 +12,7 @@ with the evidence (the command and what it printed) and the fix.
   disk           free space for the next release and the next backup
 
 `runner` runs them on every host, applies the safe fixes as steps and checks again; `proxy`
-writes the nginx server block that `ferryman proxy-config` installs.
+plans the nginx server block that `ferryman proxy-config` installs (flows.proxy).
 """
 
 from .findings import Evidence, Finding, Fix, Status

@@ -111,33 +111,14 @@ def du(paths: Sequence[str]) -> list[str]:
     return ["sh", "-c", _DU, "ferryman-du", *paths]
 
 
-def docker_info() -> list[str]:
-    return ["docker", "info", "--format", "{{json .}}"]
-
 
 def uname() -> list[str]:
     return ["uname", "-srm"]
 
 
-def image_facts(ids: Sequence[str]) -> list[str]:
-    return ["docker", "image", "inspect", "--format",
-            "{{.Id}} {{.Os}}/{{.Architecture}} {{.Size}}", *ids]
 
 
-def volume_mountpoints(names: Sequence[str]) -> list[str]:
-    return ["docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", *names]
 
-
-def network_names() -> list[str]:
-    return ["docker", "network", "ls", "--format", "{{.Name}}"]
-
-
-def inspect_networks(names: Sequence[str]) -> list[str]:
-    return ["docker", "network", "inspect", *names]
-
-
-def all_containers() -> list[str]:
-    return ["docker", "ps", "-a", "--format", "{{.Names}}\t{{.Status}}"]
 
 
 def resolve(name: str) -> list[str]:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from ..docker import commands as dc
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..transport import Result
-from . import commands as cc
 from .context import HostContext
 from .findings import Evidence, Finding, Fix, fail, ok, warn
 
@@ -146,7 +145,7 @@ async def run(ctx: HostContext) -> list[Finding]:
         for p in ctx.placements)))
     # Other containers on the host that are in trouble: note 000's stack (ES, MySQL...) is
     # often not ferryman's to release, yet its crash loop is what breaks the app.
-    ps = await ctx.cached(cc.all_containers())
+    ps = await ctx.cached(dc.all_containers())
     mine = {p.container for p in ctx.placements}
     for name, status in sorted(parse_ps(ps.stdout).items()):
         if name in mine or ".ferryman-" in name:

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from ..config import Config
 from ..docker import commands as dc
+from ..docker.compose import compose_flavour
 from ..docker.inspect import ContainerFacts, parse_containers
-from ..flows.check import compose_flavour
 from ..hosts import HostPool, Placement
 from ..redact import Redactor
 from ..transport import Host, Result
@@ -72,7 +72,7 @@ class HostContext:
         return (await self.docker_version()).ok
 
     async def docker_info(self) -> tuple[Result, dict[str, Any]]:
-        res = await self.cached(cc.docker_info())
+        res = await self.cached(dc.docker_info())
         try:
             info = json.loads(res.stdout) if res.ok else {}
         except ValueError:

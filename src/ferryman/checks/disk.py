@@ -76,7 +76,7 @@ async def _release_size(ctx: HostContext) -> tuple[int | None, Result | None]:
     ids = sorted({f.image_id for f in facts.values() if f.image_id})
     if not ids:
         return None, None
-    res = await ctx.cached(cc.image_facts(ids))
+    res = await ctx.cached(dc.image_facts(ids))
     return sum_sizes(res.stdout), res
 
 
@@ -87,7 +87,7 @@ async def _backup_size(ctx: HostContext) -> tuple[int | None, list[Result]]:
     results = []
     paths = list(data.paths)
     if data.volumes:
-        vols = await ctx.run(cc.volume_mountpoints(data.volumes))
+        vols = await ctx.run(dc.volume_mountpoints(data.volumes))
         results.append(vols)
         paths += [line.split(" ", 1)[1] for line in vols.stdout.splitlines() if " " in line]
     du = await ctx.run(cc.du(paths), timeout=300)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..docker import commands as dc
 from ..transport import Result
 from . import commands as cc
 from .context import HostContext
@@ -124,7 +125,7 @@ async def _arch(ctx: HostContext, docker_arch: str, uname: Result) -> list[Findi
     if not ids:
         return [ok(NAME, "architecture", f"CPU {host_arch}; no service image here to compare",
                    evidence=[ctx.evidence(uname)], data={"arch": host_arch})]
-    res = await ctx.cached(cc.image_facts(ids))
+    res = await ctx.cached(dc.image_facts(ids))
     images = {}
     for line in res.stdout.splitlines():
         parts = line.split()

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..docker import commands as dc
 from ..docker.inspect import ContainerFacts
 from . import commands as cc
 from . import probe
@@ -94,7 +95,7 @@ async def run(ctx: HostContext) -> list[Finding]:
     _, facts = await ctx.services()
     if not facts:
         return [ok(NAME, "-", "no service container on this host")]
-    ls = await ctx.cached(cc.network_names())
+    ls = await ctx.cached(dc.network_names())
     existing = set(ls.stdout.split())
     out: list[Finding] = []
     for p in ctx.placements:
@@ -114,7 +115,7 @@ async def run(ctx: HostContext) -> list[Finding]:
                   & existing - SPECIAL)
     nets: dict[str, dict[str, str]] = {}
     if used:
-        nets = members((await ctx.cached(cc.inspect_networks(used))).stdout)
+        nets = members((await ctx.cached(dc.inspect_networks(used))).stdout)
     peers = await ctx.inspect([c for m in nets.values() for c in m])
     pairs: list[Pair] = []
     for p in ctx.placements:

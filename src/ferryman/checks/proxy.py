@@ -1,18 +1,15 @@
 """The reverse proxy of source note 003: a host nginx already holds port 80, so it forwards
 `/` to the front end's published port and `/api`, `/ws` (with the Upgrade headers) to the
 back end's. `ferryman proxy-config` writes the server block on the host and checks it with
-`nginx -t`, putting the previous file back when nginx refuses it."""
+`nginx -t`, putting the previous file back when nginx refuses it (flows.proxy). Here: what
+to write, read from the host and changing nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config
 from ..errors import BadInput
-from ..hosts import HostPool
-from ..state import state_dir
-from . import commands as cc
 from .context import HostContext
 from .ports import bindings
 
@@ -131,32 +128,3 @@ async def published_ports(ctx: HostContext) -> dict[str, int]:
         if tcp:
             out[p.service] = tcp[0].host_port
     return out
-
-
-async def proxy_config(cfg: Config, pool: HostPool, env: str, label: str, domain: str, *,
-                       stamp: str, path: str | None = None, root: str | None = None,
-                       api: str | None = None, write: bool = True) -> ProxyResult:
-    ctx = HostContext(cfg, pool, env, label, stamp=stamp)
-    routes = pick_routes(await published_ports(ctx), root, api)
-    result = ProxyResult(env, label, domain, routes, render(domain, routes))
-    place = parse_place((await ctx.run(cc.nginx_place(NGINX_DIRS))).stdout)
-    result.nginx = place.nginx
-    if not write:
-        return result
-    if path is None:
-        folder = place.dirs[0] if place.nginx and place.dirs else f"{state_dir(cfg.project)}/nginx"
-        path = f"{folder}/{domain}.conf"
-    backup = f"{path}.ferryman-{stamp}.bak"
-    res = await ctx.host.run(cc.install_file(path, backup), input=result.config.encode(),
-                             timeout=30, check=True)
-    result.path = path
-    result.backup = backup if f"backup {backup}" in res.stdout else None
-    if place.nginx is None:
-        return result
-    check = await ctx.run(cc.nginx_test())
-    result.nginx_output = (check.stderr + check.stdout).strip()
-    result.validated = check.ok
-    if not check.ok:
-        await ctx.host.run(cc.restore_file(path, backup), timeout=30, check=True)
-        result.restored = True
-    return result

@@ -163,6 +163,7 @@ async def run_checks(ctx: HostContext, names: list[str]) -> list[Finding]:
 
 async def examine_host(cfg: Config, pool: HostPool, env: str, label: str, names: list[str],
                        *, stamp: str, domain: str | None = None) -> HostReport:
+    await pool.resolve(env)
     ctx = HostContext(cfg, pool, env, label, stamp=stamp, domain=domain)
     t0 = time.monotonic()
     try:

@@ -9,12 +9,9 @@ from rich import box
 from rich.table import Table
 
 from ..data import archive as ar
-from ..docker import commands as dc
-from ..docker.inspect import parse_containers
 from ..errors import EXIT_BAD_INPUT, BadInput
 from ..flows import data as flow
 from ..hosts import open_pool
-from ..state import write_file
 from .common import (
     confirm,
     err_console,
@@ -28,40 +25,6 @@ from .common import (
     print_json,
     run_logged,
 )
-
-
-async def _download(s: flow.Site, m: ar.Manifest, into: Path) -> Path:
-    dest = into / m.id
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in [*(i.archive for i in m.items), ar.MANIFEST]:
-        proc = await s.host.open(["cat", f"{s.folder(m.id)}/{name}"])
-        with (dest / name).open("wb") as fh:
-            while chunk := await proc.read(1 << 20):
-                fh.write(chunk)
-        res = await proc.wait()
-        if not res.ok:
-            raise BadInput(f"cannot download {name} from {s.label}: {res.stderr.strip()}")
-    return dest
-
-
-async def _upload(s: flow.Site, src: Path) -> str:
-    manifest_file = src / ar.MANIFEST
-    if not manifest_file.is_file():
-        raise BadInput(f"{src} holds no {ar.MANIFEST}: not a downloaded backup folder")
-    m = ar.Manifest.parse(manifest_file.read_text())
-    for name in [*(i.archive for i in m.items), ar.MANIFEST]:
-        if not (src / name).is_file():
-            raise BadInput(f"{src / name} is missing")
-    for name in [*(i.archive for i in m.items), ar.MANIFEST]:
-        proc = await s.host.open(write_file(f"{s.folder(m.id)}/{name}"))
-        with (src / name).open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                await proc.write(chunk)
-        await proc.close_stdin()
-        res = await proc.wait()
-        if not res.ok:
-            raise BadInput(f"cannot upload {name} to {s.label}: {res.stderr.strip()}")
-    return m.id
 
 
 def backup(
@@ -97,7 +60,7 @@ def backup(
                 err_console.print(f"backup {m.id} on {m.host}: {len(m.items)} item(s), "
                                   f"{human_bytes(m.total_bytes)}", highlight=False)
                 if download:
-                    where = await _download(flow.site(cfg, pool, env), m, download)
+                    where = await flow.download(flow.site(cfg, pool, env), m, download)
                     err_console.print(f"downloaded to {where}", highlight=False)
             return outcome.exit_code
 
@@ -123,31 +86,20 @@ def _verify(cfg, env: str, bid: str, drill: bool, json_out: bool) -> None:  # ty
 
 
 def _discover(cfg, env: str, json_out: bool) -> None:  # type: ignore[no-untyped-def]
-    async def go() -> list[dict]:
+    async def go() -> list[flow.Mount]:
         async with open_pool(cfg) as pool:
-            names = list(dict.fromkeys([s.container_name for s in cfg.services.values()]
-                                       + (cfg.data.stop if cfg.data else [])))
-            rows = []
-            for label, host in pool.hosts(env):
-                facts = parse_containers((await host.run(dc.inspect_containers(names),
-                                                         timeout=60)).stdout)
-                for name, f in facts.items():
-                    for m in f.raw.get("Mounts") or []:
-                        rows.append({"host": label, "container": name, "type": m.get("Type"),
-                                     "name": m.get("Name") or m.get("Source"),
-                                     "destination": m.get("Destination"), "rw": m.get("RW")})
-            return rows
+            return await flow.discover(cfg, pool, env)
 
     rows = execute(go)
     if json_out:
-        print_json(rows)
+        print_json([vars(r) for r in rows])
         return
     table = Table(box=box.SIMPLE_HEAD)
     for col in ("host", "container", "type", "volume or folder", "mounted at", "rw"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["host"], r["container"], r["type"], r["name"], r["destination"],
-                      "yes" if r["rw"] else "no")
+        table.add_row(r.host, r.container, r.type, r.name, r.destination,
+                      "yes" if r.rw else "no")
     out_console.print(table)
     err_console.print("put volumes under data.volumes and folders under data.paths",
                       highlight=False)
@@ -200,7 +152,7 @@ def restore(
                 if dry_run:
                     raise BadInput("--from-file uploads: it cannot be a dry run")
                 confirm(cfg, env, f"upload {from_file} and restore it on {env}", yes)
-                wanted = await _upload(flow.site(cfg, pool, env), from_file)
+                wanted = await flow.upload(flow.site(cfg, pool, env), from_file)
             elif not dry_run:
                 confirm(cfg, env, f"replace the data of {env} with backup {bid}", yes)
             outcome, _ = await flow.restore(cfg, pool, env, wanted, bus, dry_run)

@@ -11,11 +11,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..checks import CHECKS, Finding, Report, Status, apply_fixes, examine
-from ..checks import proxy as proxy_flow
+from ..checks.proxy import ProxyResult
 from ..checks.runner import stamp_now
-from ..errors import EXIT_FLOW_FAILED, BadInput
+from ..errors import BadInput
+from ..flows import proxy as proxy_flow
 from ..hosts import open_pool
-from .common import confirm, err_console, execute, load, make_bus, out_console, print_json
+from ..steps import Outcome
+from .common import (
+    confirm,
+    err_console,
+    execute,
+    load,
+    make_bus,
+    out_console,
+    print_json,
+    run_logged,
+)
 
 CHECK_HELP = "Run only this check (repeatable): " + ", ".join(CHECKS) + "."
 COLOUR = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
@@ -152,23 +163,24 @@ def proxy_config(
 ) -> None:
     """Write an nginx server block (/, /api, /ws) for the app's ports; check it with nginx -t."""
     cfg = load(ctx)
+    bus, logs = make_bus(ctx, cfg, "proxy-config", files=not print_only)
 
-    async def go() -> proxy_flow.ProxyResult:
-        async with open_pool(cfg) as pool:
+    async def go() -> tuple[ProxyResult, Outcome | None]:
+        async with open_pool(cfg, bus) as pool:
             hosts = pool.env(env).hosts
             label = host or hosts[0].label
             if all(h.label != label for h in hosts):
                 raise BadInput(f"environment '{env}' has no host '{label}'")
             return await proxy_flow.proxy_config(
-                cfg, pool, env, label, domain, stamp=stamp_now(), path=path, root=root,
+                cfg, pool, env, label, domain, bus, stamp=stamp_now(), path=path, root=root,
                 api=api, write=not print_only)
 
-    result = execute(go)
+    result, outcome = run_logged(go, logs)
     if json_out:
         print_json(result.to_dict())
     else:
         sys.stdout.write(result.config)  # as is: a console would wrap long lines
-        if result.path:
+        if result.path and not result.restored:
             kept = f" (previous file kept as {result.backup})" if result.backup else ""
             err_console.print(f"written to {result.host}:{result.path}{kept}", highlight=False,
                               markup=False)
@@ -179,8 +191,9 @@ def proxy_config(
             err_console.print(f"nginx -t: ok. Apply it with `nginx -s reload` on {result.host}",
                               style="green", highlight=False, markup=False)
         elif result.validated is False:
-            err_console.print(f"nginx -t refused it; the previous state is back:\n"
-                              f"{result.nginx_output}", style="red", highlight=False,
-                              markup=False)
-    if not result.ok:
-        raise typer.Exit(EXIT_FLOW_FAILED)
+            back = ("the previous state is back" if result.restored
+                    else "putting the previous state back FAILED")
+            err_console.print(f"nginx -t refused it; {back}:\n{result.nginx_output}",
+                              style="red", highlight=False, markup=False)
+    if outcome is not None and not outcome.ok:
+        raise typer.Exit(outcome.exit_code)

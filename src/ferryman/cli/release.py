@@ -7,11 +7,11 @@ import typer
 from ..config import Config
 from ..errors import BadInput
 from ..flows import history as hist
+from ..flows import lock
 from ..flows import release as flow
 from ..flows import resume as rs
 from ..flows import rollback as rb
 from ..hosts import open_pool
-from ..locking import LockOwner, break_lock, read_lock
 from ..record import Image
 from .common import (
     ask,
@@ -162,16 +162,13 @@ def unlock(
 
     async def go() -> str:
         async with open_pool(cfg) as pool:
-            label = pool.env(env).hosts[0].label
-            host = pool.host(env, label)
-            held = await host.run(read_lock(cfg.project), timeout=30)
-            owner = LockOwner.parse(held.stdout) if held.ok else None
+            owner = await lock.holder(cfg, pool, env)
             if owner is None:
                 raise BadInput(f"{env} is not locked")
             what = f"{owner.owner} since {owner.since} ({owner.command})"
             if not yes:
                 ask("breaking a lock asks for confirmation", f"break the lock of {what}")
-            await host.run(break_lock(cfg.project), timeout=30, check=True)
+            await lock.break_stale(cfg, pool, env)
             return what
 
     err_console.print(f"lock of {execute(go)} broken", highlight=False)

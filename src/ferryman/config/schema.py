@@ -301,8 +301,18 @@ class Health(_Model):
         return value
 
 
+class ComposeName(_Model):
+    """A compose service named by its project and service, as its container labels say."""
+
+    project: NonEmpty
+    service: NonEmpty
+
+
 class Service(_Model):
     container: DockerName | None = None
+    # Found on each host by the labels com.docker.compose.project/service, so one name fits
+    # compose v1 (project_service_1) and v2 (project-service-1); `container` is the fallback.
+    compose: ComposeName | None = None
     hosts: list[NonEmpty] | None = None  # host labels; None: every host of the environment
     health: Health | None = None
 
@@ -480,6 +490,7 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
             labels.add(label)
 
     containers: dict[str, str] = {}
+    composed: dict[str, str] = {}
     for svc_name, svc in services.items():
         svc = _mapping(svc)
         for i, label in enumerate(_list(svc.get("hosts"))):
@@ -492,6 +503,18 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                     )
                 )
         container = svc.get("container")
+        compose = _mapping(svc.get("compose"))
+        project, service = compose.get("project"), compose.get("service")
+        if isinstance(project, str) and isinstance(service, str):
+            pair = f"{project}/{service}"
+            if pair in composed:
+                issues.append(CrossIssue(
+                    ("services", svc_name, "compose"), pair,
+                    f"a compose service not already named by service {composed[pair]!r}"))
+            else:
+                composed[pair] = str(svc_name)
+            if container is None:
+                continue  # found by its labels: its key names no container
         name = container if isinstance(container, str) else svc_name
         if not isinstance(name, str):
             continue

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..docker import commands as dc
 from ..docker.images import COMPRESS, DECOMPRESS
 from ..state import ID_PATTERN as ID_PATTERN
 from ..state import stamp_id
@@ -60,9 +61,12 @@ echo "$files $bytes"
 # A live folder that does not exist yet (first sync to a new server) is simply created.
 _SWAP = 'if [ -e "$1" ]; then mv -T -- "$1" "$3" || exit 1; fi; mv -T -- "$2" "$1"'
 # And back: live (the new data) -> staged, old -> live.
+# And back, from wherever a swap stopped: old set aside (the swap began) -> put it back; no
+# old and no staged: a live folder the swap created -> staged again; staged still there with
+# no old: the swap never began, live holds the old data -> nothing to do.
 _UNSWAP = (
-    'if [ -e "$1" ]; then mv -T -- "$1" "$2" || exit 1; fi; '
-    'if [ -e "$3" ]; then mv -T -- "$3" "$1"; fi; exit 0'
+    'if [ -e "$3" ]; then if [ -e "$1" ]; then mv -T -- "$1" "$2" || exit 1; fi; '
+    'mv -T -- "$3" "$1"; elif [ ! -e "$2" ] && [ -e "$1" ]; then mv -T -- "$1" "$2"; fi'
 )
 
 
@@ -176,21 +180,23 @@ def archive_name(item: Item, compression: str) -> str:
 
 def dump_command(item: Item) -> list[str]:
     if item.engine == "postgres":
-        return ["docker", "exec", "-u", "postgres", item.container, "pg_dump",
-                "-U", item.user or "postgres", "-Fc", item.database]
-    return ["docker", "exec", item.container, "sh", "-c", _MYSQL_AUTH, "ferryman-dump",
-            item.user or "root", item.database, "mysqldump", "--single-transaction",
-            "--routines", "--triggers"]
+        return dc.exec_in(item.container, ["pg_dump", "-U", item.user or "postgres", "-Fc",
+                                           item.database], user="postgres")
+    return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-dump",
+                                       item.user or "root", item.database, "mysqldump",
+                                       "--single-transaction", "--routines", "--triggers"])
 
 
 def load_command(item: Item) -> list[str]:
     if item.engine == "postgres":
         # One transaction: a restore that fails midway leaves the database as it was.
-        return ["docker", "exec", "-i", "-u", "postgres", item.container, "pg_restore",
-                "-U", item.user or "postgres", "-d", item.database, "--clean", "--if-exists",
-                "--no-owner", "--single-transaction"]
-    return ["docker", "exec", "-i", item.container, "sh", "-c", _MYSQL_AUTH, "ferryman-load",
-            item.user or "root", item.database, "mysql"]
+        return dc.exec_in(item.container, ["pg_restore", "-U", item.user or "postgres",
+                                           "-d", item.database, "--clean", "--if-exists",
+                                           "--no-owner", "--single-transaction"],
+                          user="postgres", interactive=True)
+    return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-load",
+                                       item.user or "root", item.database, "mysql"],
+                      interactive=True)
 
 
 def dump(item: Item, out: str, compression: str) -> list[str]:
@@ -250,10 +256,6 @@ def parse_sha256(stdout: str) -> dict[str, str]:
         if path:
             out[path] = digest
     return out
-
-
-def volume_mountpoints(names: list[str]) -> list[str]:
-    return ["docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", *names]
 
 
 def host_clock() -> list[str]:

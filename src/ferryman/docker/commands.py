@@ -13,16 +13,23 @@ def inspect_containers(names: Sequence[str]) -> list[str]:
     return ["docker", "inspect", "--type", "container", *names]
 
 
+def container_image_id(name: str) -> list[str]:
+    return ["docker", "inspect", "--format", "{{.Image}}", name]
+
+
+def exec_in(container: str, argv: Sequence[str], *, user: str | None = None,
+            interactive: bool = False) -> list[str]:
+    """argv run inside a running container; interactive keeps stdin open to feed it."""
+    return ["docker", "exec", *(["-i"] if interactive else []), *(["-u", user] if user else []),
+            container, *argv]
+
+
 def docker_version() -> list[str]:
     return ["docker", "version", "--format", "{{json .}}"]
 
 
-def compose_v2_version() -> list[str]:
-    return ["docker", "compose", "version", "--short"]
-
-
-def compose_v1_version() -> list[str]:
-    return ["docker-compose", "version", "--short"]
+def docker_info() -> list[str]:
+    return ["docker", "info", "--format", "{{json .}}"]
 
 
 def docker_root_dir() -> list[str]:
@@ -45,8 +52,66 @@ def container_logs(name: str, tail: int | None = None, follow: bool = False,
     return [*argv, name]
 
 
-def restart_container(name: str, stop_timeout: int = 10) -> list[str]:
-    return ["docker", "restart", "--time", str(stop_timeout), name]
+def restart_container(name: str, stop_timeout: int | None = 10) -> list[str]:
+    """`stop_timeout` None leaves the grace period to the container's own setting."""
+    time = ["--time", str(stop_timeout)] if stop_timeout is not None else []
+    return ["docker", "restart", *time, name]
+
+
+def stop_container(name: str) -> list[str]:
+    return ["docker", "stop", name]
+
+
+def start_container(name: str) -> list[str]:
+    return ["docker", "start", name]
+
+
+def rename_container(name: str, new_name: str) -> list[str]:
+    return ["docker", "rename", name, new_name]
+
+
+def remove_container(name: str, force: bool = False) -> list[str]:
+    return ["docker", "rm", *(["-f"] if force else []), name]
+
+
+def set_restart_policy(name: str, policy: str) -> list[str]:
+    return ["docker", "update", "--restart", policy, name]
+
+
+def all_containers() -> list[str]:
+    """name TAB status of every container, stopped ones too."""
+    return ["docker", "ps", "-a", "--format", "{{.Names}}\t{{.Status}}"]
+
+
+def all_container_images() -> list[str]:
+    """name TAB image of every container, stopped ones too."""
+    return ["docker", "ps", "-a", "--format", "{{.Names}}\t{{.Image}}"]
+
+
+def remove_image(ref: str) -> list[str]:
+    return ["docker", "rmi", ref]
+
+
+def image_facts(ids: Sequence[str]) -> list[str]:
+    return ["docker", "image", "inspect", "--format",
+            "{{.Id}} {{.Os}}/{{.Architecture}} {{.Size}}", *ids]
+
+
+def create_volume(name: str) -> list[str]:
+    return ["docker", "volume", "create", name]
+
+
+def volume_mountpoints(names: Sequence[str]) -> list[str]:
+    """One "NAME MOUNTPOINT" line per volume that exists."""
+    return ["docker", "volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}}", *names]
+
+
+def network_names() -> list[str]:
+    return ["docker", "network", "ls", "--format", "{{.Name}}"]
+
+
+def inspect_networks(names: Sequence[str]) -> list[str]:
+    return ["docker", "network", "inspect", *names]
 
 
 # Prints "y PATH" or "n PATH" per argument: one round trip for many files.

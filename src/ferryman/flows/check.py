@@ -8,8 +8,9 @@ import time
 from dataclasses import asdict, dataclass
 
 from ..docker import commands as dc
+from ..docker import compose
 from ..hosts import HostPool
-from ..transport import Host, TransportError
+from ..transport import TransportError
 
 
 @dataclass
@@ -35,25 +36,6 @@ class HostCheck:
         return {**asdict(self), "ok": self.ok}
 
 
-async def _compose(host: Host) -> str | None:
-    v2, v1 = await asyncio.gather(
-        host.run(dc.compose_v2_version(), timeout=30), host.run(dc.compose_v1_version(), timeout=30)
-    )
-    if v2.ok and v2.stdout.strip():
-        return f"docker compose {v2.stdout.strip()}"
-    if v1.ok and v1.stdout.strip():
-        return f"docker-compose {v1.stdout.strip()}"
-    return None
-
-
-async def compose_flavour(host: Host) -> str | None:
-    """"v2" for the docker compose plugin, "v1" for docker-compose, None for neither."""
-    found = await _compose(host)
-    if found is None:
-        return None
-    return "v2" if found.startswith("docker compose") else "v1"
-
-
 async def check_host(pool: HostPool, env: str, label: str) -> HostCheck:
     out = HostCheck(env, label)
     host = pool.host(env, label)
@@ -70,7 +52,8 @@ async def check_host(pool: HostPool, env: str, label: str) -> HostCheck:
         else:
             lines = (ver.stderr or ver.stdout).strip().splitlines()
             out.docker_error = lines[-1] if lines else f"exit {ver.exit_status}"
-        out.compose = await _compose(host)
+        tool = await compose.detect(host)
+        out.compose = tool.label if tool else None
         root = await host.run(dc.docker_root_dir(), timeout=30)
         if root.ok and root.stdout.strip():
             out.docker_root = root.stdout.strip()

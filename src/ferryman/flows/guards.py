@@ -3,18 +3,19 @@ what reads it. The pure check lives in ferryman.guards."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config
 from ..config.schema import Guard
+from ..docker import commands as dc
 from ..errors import FlowFailed
 from ..guards import GuardError, check_json
 from ..hosts import HostPool
 from ..state import ABSENT, read_file, write_file
 from ..steps import Step
 from ..transport import CommandFailed, Host
+from ..transport.base import short_command
 from ..undo import UndoContext, undoer
 from .health import wait_healthy
 
@@ -26,10 +27,12 @@ def backup_path(guard: Guard, rid: str) -> str:
 async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host: Host,
                    services: list[str]) -> list[str]:
     done = []
+    await pool.resolve(env)
     for place in pool.placements(env, services):
         if place.host != host_label:
             continue
-        await host.run(["docker", "restart", place.container], timeout=120, check=True)
+        await host.run(dc.restart_container(place.container, None), timeout=120,
+                       check=True)
         await wait_healthy(host, place.service, place.container,
                            cfg.services[place.service].health, env=place.env)
         done.append(place.service)
@@ -41,9 +44,11 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
     """`restart` restarts what reads the file; None when the caller starts them itself."""
     own = cfg.environments[env].own_address
     backup = backup_path(guard, rid)
+    read, keep, rewrite = read_file(guard.file), ["cp", "-p", guard.file, backup], \
+        write_file(guard.file)
 
     async def run() -> str:
-        res = await host.run(read_file(guard.file), timeout=30)
+        res = await host.run(read, timeout=30)
         if res.exit_status == ABSENT:
             return f"{guard.file} does not exist on {host_label}: nothing to guard"
         if not res.ok:
@@ -55,10 +60,10 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
                              hint=f"fix the file, or the guard on {guard.key}") from exc
         if verdict.ok:
             return f"{guard.key} = {verdict.value}: names {env}"
-        await host.run(["cp", "-p", guard.file, backup], timeout=30, check=True)
+        await host.run(keep, timeout=30, check=True)
         # In place (same inode): a container that bind-mounts the file sees the change.
-        await host.run(write_file(guard.file), input=(verdict.fixed_text or "").encode(),
-                       timeout=30, check=True)
+        await host.run(rewrite, input=(verdict.fixed_text or "").encode(), timeout=30,
+                       check=True)
         restarted = await restart() if restart else []
         again = ", restarted " + ", ".join(restarted) if restarted else ""
         return (f"{guard.key}: {verdict.value} -> {verdict.fixed_value} "
@@ -68,11 +73,11 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
         if await restore(host, backup, guard.file) and restart:
             await restart()
 
-    cmds = [shlex.join(read_file(guard.file)),
-            f"if {guard.key} does not name {own} or localhost: "
-            + shlex.join(["cp", "-p", guard.file, backup]) + f"; rewrite {guard.key} in place"
-            + (f"; docker restart {' '.join(guard.restart)}" if guard.restart and restart
-               else "")]
+    # The commands the step runs; the last ones only when the key names another address.
+    when = f"  # when {guard.key} names neither {own} nor localhost"
+    restarts = [dc.restart_container(n, None) for n in guard.restart] if restart else []
+    cmds = [short_command(read), short_command(keep) + when, short_command(rewrite) + when,
+            *(short_command(a) + when for a in restarts)]
     data = {"kind": "guard", "host": host_label, "file": guard.file, "backup": backup,
             "restart": guard.restart if restart else []}
     return Step(f"guard {guard.key} in {guard.file} on {host_label}", run, undo,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..docker import commands as dc
 from ..events import EventBus
 from ..hosts import HostPool
 from ..record import History as History
@@ -64,20 +65,18 @@ async def prune_kept(cfg: Config, pool: HostPool, env: str, changes: list[Servic
             continue
         host = pool.host(env, entry.host)
         prefix = f"{entry.container}.ferryman-"
-        res = await host.run(["docker", "ps", "-a", "--format", "{{.Names}}\t{{.Image}}"],
-                             timeout=60)
+        res = await host.run(dc.all_container_images(), timeout=60)
         kept = sorted((line.split("\t") for line in res.stdout.splitlines()
                        if line.startswith(prefix)), key=lambda x: x[0], reverse=True)
         for name, _image in kept[cfg.keep_releases:]:
-            iid = (await host.run(["docker", "inspect", "--format", "{{.Image}}", name],
-                                  timeout=30)).stdout.strip()
-            rm = await host.run(["docker", "rm", name], timeout=120)
+            iid = (await host.run(dc.container_image_id(name), timeout=30)).stdout.strip()
+            rm = await host.run(dc.remove_container(name), timeout=120)
             if not rm.ok:
                 bus.warn(f"could not prune {name} on {entry.host}: {rm.stderr.strip()}")
                 continue
             removed.append(f"{entry.host}:{name}")
             if iid:
-                await host.run(["docker", "rmi", iid], timeout=120)  # refused while in use
+                await host.run(dc.remove_image(iid), timeout=120)  # refused while in use
     if removed:
         bus.info(f"pruned {len(removed)} kept container(s): {', '.join(removed)}")
     return removed

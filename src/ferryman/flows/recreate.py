@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config.schema import Health
+from ..docker import commands as dc
 from ..docker import compose as dcompose
 from ..docker import images as di
 from ..docker.inspect import ComposeInfo, ContainerFacts, parse_containers
@@ -49,7 +50,7 @@ def restart_policy(facts: ContainerFacts) -> str:
 
 
 async def _inspect(host: Host, *names: str) -> dict[str, ContainerFacts]:
-    res = await host.run(["docker", "inspect", "--type", "container", *names], timeout=60)
+    res = await host.run(dc.inspect_containers(names), timeout=60)
     return parse_containers(res.stdout)
 
 
@@ -57,36 +58,47 @@ def _lines(*argvs: list[str]) -> list[str]:
     return [shlex.join(a) for a in argvs]
 
 
+def aside_argvs(name: str, kept: str, policy: str) -> list[list[str]]:
+    """Restart policy off (so no daemon restart revives it), stop, rename to `kept`."""
+    off = [dc.set_restart_policy(name, "no")] if policy != "no" else []
+    return [*off, dc.stop_container(name), dc.rename_container(name, kept)]
+
+
+def back_argvs(kept: str, name: str, policy: str, *, rename: bool = True) -> list[list[str]]:
+    """The inverse of aside_argvs: `kept` becomes `name` again, its policy back, started."""
+    on = [dc.set_restart_policy(name, policy)] if policy != "no" else []
+    return [*([dc.rename_container(kept, name)] if rename else []), *on,
+            dc.start_container(name)]
+
+
+_TIMEOUT = {"stop": 120, "start": 120}  # by docker subcommand; 60 s for the rest
+
+
+async def _run_all(host: Host, argvs: list[list[str]]) -> None:
+    for argv in argvs:
+        await host.run(argv, timeout=_TIMEOUT.get(argv[1], 60), check=True)
+
+
 async def set_aside(host: Host, name: str, kept: str, policy: str) -> None:
-    """Stop `name` and rename it `kept`, its restart policy off so no daemon restart revives
-    it; safe to run again after a partial run."""
+    """Stop `name` and rename it `kept`; safe to run again after a partial run."""
     now = await _inspect(host, name, kept)
     if name not in now:
         return
-    if policy != "no":
-        await host.run(["docker", "update", "--restart", "no", name], timeout=60, check=True)
-    await host.run(["docker", "stop", name], timeout=120, check=True)
-    await host.run(["docker", "rename", name, kept], timeout=60, check=True)
+    await _run_all(host, aside_argvs(name, kept, policy))
 
 
 async def bring_back(host: Host, kept: str, name: str, policy: str) -> None:
     """The inverse: `kept` becomes `name` again, with its restart policy, and starts."""
     now = await _inspect(host, name, kept)
-    if kept in now and name not in now:
-        await host.run(["docker", "rename", kept, name], timeout=60, check=True)
-    if policy != "no":
-        await host.run(["docker", "update", "--restart", policy, name], timeout=60, check=True)
-    await host.run(["docker", "start", name], timeout=120, check=True)
+    await _run_all(host, back_argvs(kept, name, policy, rename=kept in now and name not in now))
 
 
 def _aside_lines(name: str, kept: str, policy: str) -> list[str]:
-    off = [["docker", "update", "--restart", "no", name]] if policy != "no" else []
-    return _lines(*off, ["docker", "stop", name], ["docker", "rename", name, kept])
+    return _lines(*aside_argvs(name, kept, policy))
 
 
 def _back_lines(kept: str, name: str, policy: str) -> list[str]:
-    on = [["docker", "update", "--restart", policy, name]] if policy != "no" else []
-    return _lines(["docker", "rename", kept, name], *on, ["docker", "start", name])
+    return _lines(*back_argvs(kept, name, policy))
 
 
 def retire_steps(t: Target, kept: str, *, gate_on_undo: bool = True) -> Step:
@@ -122,7 +134,7 @@ async def _undo_retire(ctx: UndoContext, d: dict[str, Any]) -> str:
 def start_steps(t: Target, spec: RunSpec, what: str) -> Step:
     """Create and start the new container from its run spec; undo removes the container of
     that name unless it is the one that ran before (a set-aside one has another name)."""
-    start = ["docker", "start", t.container]
+    start = dc.start_container(t.container)
 
     async def run() -> str:
         res = await t.host.run(spec.create, timeout=120, check=True)
@@ -145,7 +157,7 @@ async def _undo_created(ctx: UndoContext, d: dict[str, Any]) -> None:
     host = ctx.host(d["host"])
     now = (await _inspect(host, d["container"])).get(d["container"])
     if now is not None and now.id != d.get("keep_id"):
-        await host.run(["docker", "rm", "-f", now.id], timeout=120, check=True)
+        await host.run(dc.remove_container(now.id, force=True), timeout=120, check=True)
 
 
 def health_step(t: Target) -> Step:

@@ -16,8 +16,8 @@ from typing import Any
 from ..config import Config
 from ..docker import commands as dc
 from ..docker import images as di
-from ..docker.compose import file_version
-from ..docker.inspect import ContainerFacts, parse_containers
+from ..docker.compose import compose_flavour, file_version
+from ..docker.inspect import ContainerFacts, parse_containers, short_id
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
 from ..events import EventBus
@@ -29,7 +29,6 @@ from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
 from ..undo import UndoContext, bound, undoer
 from . import recreate as rc
-from .check import compose_flavour
 from .guards import guard_steps
 from .history import prune_kept, record_release
 from .lock import env_lock
@@ -101,6 +100,7 @@ async def _inspect_group(pool: HostPool, env: str, host: str,
 
 
 async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[str, Source]:
+    await pool.resolve(env)
     places = pool.placements(env, services or None)
     groups = list(by_host(places))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
@@ -115,8 +115,11 @@ async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[st
                            hint=f"ferryman status {env}")
         ids = {f.image_id for _, f in running}
         if len(ids) > 1:
+            # The same tag can name another build on each host: the ids tell them apart.
             raise BadInput(f"{name} runs different images on the hosts of {env}: "
-                           + ", ".join(f"{h}: {f.image_ref}" for h, f in running))
+                           + ", ".join(f"{h}: {f.image_ref} ({short_id(f.image_id)})"
+                                       for h, f in running),
+                           hint=f"run one image on every host of {env}, then release again")
         host, facts = running[0]
         sources[name] = Source(name, host, facts, {})
     # The ref must still name the image the container runs, or TO would get another image.
@@ -168,6 +171,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
     sources = await read_sources(pool, src_env, services)
+    await pool.resolve(dst_env)
     check_policy(cfg, dst_env, sources)
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")

@@ -18,6 +18,7 @@ from .lock import env_lock
 
 
 async def plan(cfg: Config, pool: HostPool, env: str, services: list[str]) -> list[Step]:
+    await pool.resolve(env)
     places = pool.placements(env, services or None)
     await _require_containers(pool, places)
     steps: list[Step] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..docker import commands as dc
-from ..docker.compose import file_version
+from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..errors import BadInput, PreconditionFailed
 from ..hosts import HostPool
@@ -19,7 +19,6 @@ from ..record import History, Image, Record, ServiceChange
 from ..state import release_id
 from ..undo import UndoContext
 from . import recreate as rc
-from .check import compose_flavour
 from .history import read_history
 from .lock import env_lock
 from .release import FlowPlan

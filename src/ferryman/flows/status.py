@@ -76,6 +76,7 @@ async def _read_host(pool: HostPool, env: str, host: str,
 
 
 async def collect(pool: HostPool, envs: list[str]) -> list[ServiceStatus]:
+    await asyncio.gather(*(pool.resolve(env) for env in envs))
     places = [p for env in envs for p in pool.placements(env)]
     groups = list(by_host(places))
     results = await asyncio.gather(*(_read_host(pool, e, h, ps) for (e, h), ps in groups))

@@ -5,6 +5,8 @@ started on the local Docker engine, removed afterwards.
 """
 
 from .hosts import Lab, LabHost
-from .images import APP_IMAGE, HOST_IMAGE, build_app_image, ensure_host_image
+from .images import APP_IMAGE, HOST_IMAGE, KINDS, build_app_image, ensure_host_image
 
-__all__ = ["APP_IMAGE", "HOST_IMAGE", "Lab", "LabHost", "build_app_image", "ensure_host_image"]
+__all__ = [
+    "APP_IMAGE", "HOST_IMAGE", "KINDS", "Lab", "LabHost", "build_app_image", "ensure_host_image",
+]

@@ -1,10 +1,11 @@
-"""`python -m ferryman.lab build`: build the test-host, app and database images once."""
+"""`python -m ferryman.lab build`: build the test-host images (every kind), the app and the
+database images once."""
 
 from __future__ import annotations
 
 import sys
 
-from .images import LabError, build_app_image, ensure_db_image, ensure_host_image
+from .images import KINDS, LabError, build_app_image, ensure_db_image, ensure_host_image
 
 
 def main(argv: list[str]) -> int:
@@ -12,7 +13,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m ferryman.lab build", file=sys.stderr)
         return 2
     try:
-        print(ensure_host_image(), file=sys.stderr)
+        for kind in KINDS:
+            print(ensure_host_image(kind), file=sys.stderr)
         print(build_app_image("v1", "app v1"), file=sys.stderr)
         print(ensure_db_image(), file=sys.stderr)
     except LabError as exc:

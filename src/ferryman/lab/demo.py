@@ -1,7 +1,8 @@
 """The built-in demo: two local test hosts, TEST and PROD, running a small app.
 
 Each host runs the app twice: `web` started by plain `docker run` (run mode) and `api` by
-docker-compose (compose mode), plus a config file whose `base_url` names the host's own
+compose (compose mode: `docker-compose` v1 on a bookworm host, `docker compose` v2 on
+trixie), plus a config file whose `base_url` names the host's own
 environment. PROD runs v1, TEST runs v2.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .hosts import Lab, LabHost
-from .images import LabError, build_app_image, docker, ensure_host_image
+from .images import DEFAULT_KIND, LabError, build_app_image, docker, ensure_host_image
 
 PREFIX = "ferryman-demo"
 APP_DIR = "/opt/shop"
@@ -99,7 +100,13 @@ def deploy(lab: Lab, host: LabHost, image: str, base_url: str) -> None:
                     "-v", f"{CONFIG_FILE}:/www/config.json:ro", image])
     lab.exec(host, ["sh", "-c", 'cat > "$1"', "-", f"{APP_DIR}/docker-compose.yml"],
              input=COMPOSE.format(image=image, app_dir=APP_DIR).encode())
-    lab.exec(host, ["sh", "-c", f"cd {APP_DIR} && docker-compose up -d"])
+    compose_up(lab, host, APP_DIR)
+
+
+def compose_up(lab: Lab, host: LabHost, project_dir: str, *args: str) -> None:
+    """`compose up -d` in `project_dir`, with the compose of the host's kind."""
+    lab.exec(host, ["sh", "-c", 'cd "$1" && shift && exec "$@"', "-", project_dir,
+                    *host.compose, "up", "-d", *args])
 
 
 def write_config(lab: Lab, hosts: dict[str, LabHost], workdir: Path, **extra: str) -> Path:
@@ -113,18 +120,20 @@ def write_config(lab: Lab, hosts: dict[str, LabHost], workdir: Path, **extra: st
     return path
 
 
-def up(workdir: Path, prefix: str = PREFIX) -> Demo:
+def up(workdir: Path, prefix: str = PREFIX, kinds: dict[str, str] | None = None) -> Demo:
     """Builds what is missing, starts TEST and PROD, deploys v2 to TEST and v1 to PROD.
 
+    `kinds` picks each role's kind of host (e.g. {"prod": "trixie"}); bookworm by default.
     PROD's config file names TEST (the pollution of source note 000): a release mends it.
     """
     down(workdir, prefix)
     workdir.mkdir(parents=True, exist_ok=True)
-    ensure_host_image()
+    for kind in {DEFAULT_KIND, *(kinds or {}).values()}:
+        ensure_host_image(kind)
     images = app_images()
     lab = Lab(workdir, prefix=prefix)
     try:
-        test, prod = lab.start(["test", "prod"])
+        test, prod = lab.start(["test", "prod"], kinds=kinds)
         hosts = {"test": test, "prod": prod}
         for host in hosts.values():
             for image in images.values():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncssh
 
-from .images import HOST_IMAGE, LabError, docker
+from .images import DEFAULT_KIND, LabError, docker, host_kind
 
 # What a container needs to run its own dockerd here (checked on these machines; --privileged
 # fails for want of one capability).
@@ -36,21 +36,28 @@ class LabHost:
     role: str  # test, prod...
     port: int  # sshd on 127.0.0.1
     address: str = "127.0.0.1"
+    kind: str = DEFAULT_KIND  # bookworm (Docker 20.10, compose v1), trixie (26.1, v2)
 
     @property
     def ssh_address(self) -> str:
         return f"root@{self.address}:{self.port}"
 
+    @property
+    def compose(self) -> list[str]:
+        """How compose is called on this host: `docker-compose` (v1) or `docker compose`."""
+        return list(host_kind(self.kind).compose)
+
 
 class Lab:
-    """A set of test hosts sharing one SSH key and one known_hosts file under `workdir`."""
+    """A set of test hosts sharing one SSH key and one known_hosts file under `workdir`;
+    each host is of `kind` unless `start` names another for its role."""
 
     def __init__(self, workdir: str | Path, prefix: str | None = None,
-                 image: str = HOST_IMAGE) -> None:
+                 kind: str = DEFAULT_KIND) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix or f"ferryman-lab-{uuid.uuid4().hex[:6]}"
-        self.image = image
+        self.kind = host_kind(kind).name
         self.key_path = self.workdir / "id_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
         self.hosts: dict[str, LabHost] = {}
@@ -68,9 +75,12 @@ class Lab:
     def public_key(self) -> str:
         return Path(str(self.key_path) + ".pub").read_text().strip()
 
-    def start(self, roles: list[str], timeout: float = 90) -> list[LabHost]:
+    def start(self, roles: list[str], timeout: float = 90,
+              kinds: dict[str, str] | None = None) -> list[LabHost]:
+        """Starts a host per role; `kinds` maps a role to its kind (default: the lab's)."""
+        chosen = {r: host_kind((kinds or {}).get(r, self.kind)).name for r in roles}
         with ThreadPoolExecutor(max_workers=len(roles) or 1) as pool:
-            started = list(pool.map(lambda r: self._start_one(r, timeout), roles))
+            started = list(pool.map(lambda r: self._start_one(r, timeout, chosen[r]), roles))
         lines = []
         for host in started:
             self.hosts[host.role] = host
@@ -81,16 +91,16 @@ class Lab:
             fh.writelines(lines)
         return started
 
-    def _start_one(self, role: str, timeout: float) -> LabHost:
+    def _start_one(self, role: str, timeout: float, kind: str) -> LabHost:
         name = f"{self.prefix}-{role}"
         docker("rm", "-f", name, check=False)
         docker("run", "-d", "--name", name, "--hostname", role,
                "--label", f"{LAB_LABEL}={self.prefix}", *HOST_FLAGS, "-p", "127.0.0.1::22",
-               "-e", f"AUTHORIZED_KEY={self.public_key}", self.image)
+               "-e", f"AUTHORIZED_KEY={self.public_key}", host_kind(kind).image)
         ports = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Ports}}",
                                   name).stdout)
         port = int(ports["22/tcp"][0]["HostPort"])
-        host = LabHost(name, role, port)
+        host = LabHost(name, role, port, kind=kind)
         deadline = time.monotonic() + timeout
         while True:
             engine = docker("exec", name, "docker", "info", "--format", "{{.ServerVersion}}",

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 HOST_IMAGE = "ferryman-testhost:2"
@@ -18,6 +19,28 @@ HOST_PACKAGES = (
     "docker.io,docker-compose,openssh-server,curl,iproute2,nftables,iptables,procps,zstd,"
     "gzip,ca-certificates"
 )
+
+
+@dataclass(frozen=True)
+class HostKind:
+    """A kind of test host: a Debian release and the Docker and compose it packages."""
+
+    name: str
+    suite: str  # debootstrap's name of the Debian release
+    image: str
+    packages: str
+    compose: tuple[str, ...]  # how compose is called there
+
+
+# bookworm: Docker 20.10 with docker-compose 1.29 (compose v1 names project_service_1).
+# trixie: Docker 26.1 with the `docker compose` 2.26 plugin (v2 names project-service-1);
+# its docker.io only recommends the CLI, so docker-cli is asked for by name.
+KINDS = {
+    "bookworm": HostKind("bookworm", "bookworm", HOST_IMAGE, HOST_PACKAGES, ("docker-compose",)),
+    "trixie": HostKind("trixie", "trixie", "ferryman-testhost-trixie:1",
+                       HOST_PACKAGES + ",docker-cli", ("docker", "compose")),
+}
+DEFAULT_KIND = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 # Starts the host's own dockerd and sshd; the authorised key arrives in the environment.
@@ -53,15 +76,22 @@ def image_exists(name: str) -> bool:
     return docker("image", "inspect", name, check=False).returncode == 0
 
 
+def host_kind(name: str) -> HostKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise LabError(f"unknown test-host kind {name!r} (known: {', '.join(KINDS)})") from None
+
+
 def _debootstrap_image(name: str, packages: str, entrypoint: str, path_env: str,
-                       mirror: str, drop: tuple[str, ...] = ()) -> str:
+                       mirror: str, drop: tuple[str, ...] = (), suite: str = "bookworm") -> str:
     """A Debian root filesystem with `packages`, imported as an image with `entrypoint`."""
     if shutil.which("debootstrap") is None:
         raise LabError("debootstrap is missing: apt-get install debootstrap")
     with tempfile.TemporaryDirectory(prefix="ferryman-image-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "root"
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm",
+            ["debootstrap", "--variant=minbase", f"--include={packages}", suite,
              str(root), mirror], capture_output=True, text=True,
         )
         if proc.returncode != 0:
@@ -87,13 +117,14 @@ def _debootstrap_image(name: str, packages: str, entrypoint: str, path_env: str,
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def ensure_host_image(name: str = HOST_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
-    """Builds the host image when absent (debootstrap, about a minute and a half)."""
-    if image_exists(name):
-        return name
+def ensure_host_image(kind: str = DEFAULT_KIND, mirror: str = DEBIAN_MIRROR) -> str:
+    """Builds the host image of `kind` when absent (debootstrap, a minute or two)."""
+    k = host_kind(kind)
+    if image_exists(k.image):
+        return k.image
     # Host keys are made at each start, so that every test host has its own.
-    return _debootstrap_image(name, HOST_PACKAGES, ENTRYPOINT, SYSTEM_PATH, mirror,
-                              drop=("etc/ssh/ssh_host_*",))
+    return _debootstrap_image(k.image, k.packages, ENTRYPOINT, SYSTEM_PATH, mirror,
+                              drop=("etc/ssh/ssh_host_*",), suite=k.suite)
 
 
 DB_IMAGE = "ferryman-db:1"

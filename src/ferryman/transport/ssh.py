@@ -384,8 +384,8 @@ class SshHost:
         waiting on it ends now instead of at its own deadline."""
         reason = _why_closed(conn) if conn.is_closed() or exc is None else str(exc)
         self._drop(conn)
-        return TransportError(self.label, f"connection to {self.target.display} lost {doing}: "
-                              f"{reason}", LOST_HINT)
+        return TransportError(self.label, f"connection lost {doing} ({self.target.display}: "
+                              f"{reason})", LOST_HINT)
 
     def _broken(self, conn: asyncssh.SSHClientConnection, doing: str,
                 exc: BaseException) -> TransportError:

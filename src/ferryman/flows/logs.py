@@ -1,0 +1,47 @@
+"""A service's container logs, streamed line by line from every host it runs on."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+from ..docker import commands as dc
+from ..errors import PreconditionFailed
+from ..hosts import HostPool, Placement
+
+# (placement, "stdout" | "stderr", line without its newline)
+OnLine = Callable[[Placement, str, str], None]
+
+
+async def stream(pool: HostPool, p: Placement, tail: int | None, follow: bool,
+                 on_line: OnLine) -> int:
+    """Hands each line of one container's log to on_line; returns docker's exit status."""
+    # Following, a quiet container may print nothing for hours: no idle deadline then (a
+    # host that goes away is still noticed by the SSH keepalive).
+    proc = await pool.host(p.env, p.host).open(dc.container_logs(p.container, tail, follow),
+                                               idle_timeout=math.inf if follow else None)
+    # docker logs replays the container's stderr on its own stderr; both are the log.
+    pending = b""
+    while chunk := await proc.read(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            on_line(p, "stdout", line.decode("utf-8", "replace"))
+    if pending:
+        on_line(p, "stdout", pending.decode("utf-8", "replace"))
+    result = await proc.wait()
+    for line in result.stderr.splitlines():
+        on_line(p, "stderr", line)
+    if not result.ok and "No such container" in result.stderr:
+        raise PreconditionFailed(f"no container {p.container} on {p.host}")
+    return result.exit_status
+
+
+async def logs(pool: HostPool, env: str, service: str, tail: int | None, follow: bool,
+               on_line: OnLine) -> int:
+    """Every placement of the service at once; the worst exit status."""
+    await pool.resolve(env)
+    places = pool.placements(env, [service])
+    codes = await asyncio.gather(*(stream(pool, p, tail, follow, on_line) for p in places))
+    return max(codes, default=0)
