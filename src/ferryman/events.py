@@ -101,9 +101,10 @@ class ObservedHost:
             raise CommandFailed(result)
         return result
 
-    async def open(self, argv: Sequence[str]) -> Process:
+    async def open(self, argv: Sequence[str], *, idle_timeout: float | None = None
+                   ) -> Process:
         self.bus.emit("command", host=self.label, command=shlex.join(list(argv)), stream=True)
-        return await self.inner.open(argv)
+        return await self.inner.open(argv, idle_timeout=idle_timeout)
 
     async def close(self) -> None:
         await self.inner.close()

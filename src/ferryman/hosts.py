@@ -37,7 +37,7 @@ def target_for(cfg: Config, spec: HostSpec) -> SshTarget:
             label=f"{spec.label} (jump {hop.hostname})", hostname=hop.hostname, port=hop.port,
             user=hop.user, identity_file=spec.identity_file,
             known_hosts=spec.known_hosts or cfg.ssh.known_hosts, accept_unknown_host_key=accept,
-            connect_timeout=cfg.ssh.connect_timeout,
+            connect_timeout=cfg.ssh.connect_timeout, **_keepalive(cfg),
         )
     return SshTarget(
         label=spec.label,
@@ -49,8 +49,14 @@ def target_for(cfg: Config, spec: HostSpec) -> SshTarget:
         known_hosts=spec.known_hosts or cfg.ssh.known_hosts,
         accept_unknown_host_key=accept,
         connect_timeout=cfg.ssh.connect_timeout,
+        **_keepalive(cfg),
         jump=jump,
     )
+
+
+def _keepalive(cfg: Config) -> dict[str, float]:
+    return {"keepalive_interval": cfg.ssh.keepalive_interval,
+            "keepalive_count_max": cfg.ssh.keepalive_count_max}
 
 
 HostFactory = Callable[[str, HostSpec], Host]  # (environment, host spec) -> its Host
@@ -72,7 +78,7 @@ class HostPool:
 
     def _connect(self, env: str, spec: HostSpec) -> Host:
         if spec.is_local:
-            return LocalHost(spec.label)
+            return LocalHost(spec.label, self.cfg.ssh.command_timeout)
         return SshHost(target_for(self.cfg, spec), self.cfg.ssh.command_timeout)
 
     def env(self, name: str):  # type: ignore[no-untyped-def]

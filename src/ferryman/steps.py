@@ -74,9 +74,12 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         """The error's own code (errors.py), wherever the flow stopped; 1 when an undo
-        failed, since a host then needs attention whatever the first cause."""
+        failed, since a host then needs attention whatever the first cause, unless a host
+        was lost: that is 3 (its undos fail for the same reason)."""
         if self.ok:
             return 0
+        if isinstance(self.exception, TransportError):
+            return exit_code_of(self.exception)
         return 1 if self.undo_failed else exit_code_of(self.exception)
 
     @property

@@ -157,6 +157,17 @@ def mounts(d: Json) -> list[tuple[Any, ...]]:
                    m["Propagation"]) for m in d["Mounts"])
 
 
+def anonymous(m: Json) -> bool:
+    return m["Type"] == "volume" and len(m.get("Source", "")) == 64
+
+
+def given_with_mount(d: Json) -> list[tuple[str, str, str]]:
+    """HostConfig.Mounts: what was given with --mount. An anonymous volume is left out: the
+    copy must name it to keep its data, which only --mount (or -v NAME:) can."""
+    return sorted((m["Type"], m["Target"], m.get("Source", ""))
+                  for m in d["HostConfig"]["Mounts"] or [] if not anonymous(m))
+
+
 def volume_names(d: Json) -> list[str]:
     return sorted(m["Name"] for m in d["Mounts"] if m["Type"] == "volume")
 
@@ -198,6 +209,9 @@ FIELDS: dict[str, Callable[[Json], Any]] = {
     "Path": at("Path"),
     "Args": at("Args"),
     "Mounts": mounts,
+    # Each mount in the form it was given: -v entries stay in Binds, --mount in Mounts.
+    "HostConfig.Binds": lambda d: sorted(d["HostConfig"]["Binds"] or []),
+    "HostConfig.Mounts": given_with_mount,
     "Mounts volume names": volume_names,
     "HostConfig.Mounts tmpfs options": tmpfs_mount_options,
     "Networks": lambda d: sorted(d["NetworkSettings"]["Networks"]),

@@ -176,7 +176,8 @@ class ScriptedHost:
             raise CommandFailed(result)
         return result
 
-    async def open(self, argv: Sequence[str]):  # type: ignore[no-untyped-def]
+    async def open(self, argv: Sequence[str], *,  # type: ignore[no-untyped-def]
+                   idle_timeout: float | None = None):
         self.ran.append(list(argv))
         self.unexpected.append(list(argv))
         raise UnexpectedCommand(f"{self.label}: no stream is scripted ({list(argv)})")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import subprocess
 
-from ferryman.transport import LocalHost, pipe
+import pytest
+
+from ferryman.transport import LocalHost, Result, TransportError, pipe
 
 
 def test_run_status_streams_timeout() -> None:
@@ -36,3 +40,33 @@ def test_pipe_source_failure_kills_sink(tmp_path) -> None:
     ))
     assert not res.ok and res.source.exit_status == 2
     assert not done.exists()
+
+
+def _alive(marker: str) -> bool:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+def test_deadline_kills_the_whole_command() -> None:
+    # The pipeline's `cat` holds stdout open: killing the shell alone would leave the
+    # wait for output hanging.
+    marker = f"sleep 3{os.getpid() % 1000:03d}"
+
+    async def go() -> Result:
+        return await LocalHost().run(["sh", "-c", f"echo started; {marker} | cat"], timeout=0.5)
+
+    res = asyncio.run(go())
+    assert res.timed_out and res.stdout == "started\n"
+    assert not _alive(marker)
+
+
+def test_stream_idle_deadline_stops_a_silent_command() -> None:
+    marker = f"sleep 4{os.getpid() % 1000:03d}"
+
+    async def go() -> None:
+        proc = await LocalHost().open(["sh", "-c", f"{marker}"], idle_timeout=0.5)
+        await proc.read(1024)
+
+    with pytest.raises(TransportError) as info:
+        asyncio.run(go())
+    assert "sent nothing for 0.5s" in str(info.value)
+    assert not _alive(marker)

@@ -79,8 +79,7 @@ def test_full_container_whole_argv(full: RunSpec) -> None:
         "--ip", "10.231.0.10",
         "-p", "127.0.0.1:18053:53/udp", "-p", "127.0.0.1:18080:8080", "-p", "18081:8081",
         "-p", "9090",
-        "--mount", "type=bind,src=/tmp/ferryman-rs-bind,dst=/etc/app,readonly",
-        "--mount", "type=volume,src=ferryman-rs-data,dst=/data",
+        "-v", "/tmp/ferryman-rs-bind:/etc/app:ro", "-v", "ferryman-rs-data:/data",
         "--mount", "type=bind,src=/tmp/ferryman-rs-bind,dst=/srv/cfg,bind-propagation=private",
         "--mount", "type=tmpfs,dst=/mnt/t,tmpfs-size=1048576,tmpfs-mode=0700",
         "--mount", f"type=volume,src={ANON_CACHE},dst=/cache",
@@ -125,10 +124,10 @@ def test_ports_exact(full: RunSpec) -> None:
 
 def test_mounts_keep_volume_names(full: RunSpec) -> None:
     mounts = values(full.create, "--mount")
-    assert "type=volume,src=ferryman-rs-data,dst=/data" in mounts
+    assert "ferryman-rs-data:/data" in values(full.create, "-v")
     # The anonymous volume by its name, so the data follows; not `-v /cache` (a new volume).
     assert f"type=volume,src={ANON_CACHE},dst=/cache" in mounts
-    assert "-v" not in full.create
+    assert "/cache" not in values(full.create, "-v")
     assert values(full.create, "--tmpfs") == ["/run:rw,size=16m,mode=1777", "/scratch"]
 
 
@@ -338,9 +337,27 @@ def test_disabled_check_matching_image_is_left_out() -> None:
 
 def test_mount_fields_with_commas_are_quoted() -> None:
     c = copy.deepcopy(FULL)
-    c["Mounts"][0]["Source"] = '/srv/a,b "c"'
+    (srv,) = [m for m in c["Mounts"] if m["Destination"] == "/srv/cfg"]
+    srv["Source"] = '/srv/a,b "c"'
     mounts = values(run_spec(c, V1, NEW).create, "--mount")
-    assert mounts[0] == 'type=bind,"src=/srv/a,b ""c""",dst=/etc/app,readonly'
+    assert mounts[0] == 'type=bind,"src=/srv/a,b ""c""",dst=/srv/cfg,bind-propagation=private'
+
+
+def test_binds_come_back_as_the_operator_wrote_them() -> None:
+    """HostConfig.Binds -> -v with its mode options, HostConfig.Mounts -> --mount: a bind
+    written with -v must not turn into --mount, which fails where the folder is gone."""
+    spec = run_spec(FULL, V1, NEW)
+    assert FULL["HostConfig"]["Binds"] == ["/tmp/ferryman-rs-bind:/etc/app:ro",
+                                           "ferryman-rs-data:/data"]
+    assert values(spec.create, "-v") == FULL["HostConfig"]["Binds"]
+    mounts = values(spec.create, "--mount")
+    assert not [m for m in mounts if "dst=/etc/app" in m or "dst=/data" in m]
+    # The bind given with --mount stays --mount, with its propagation.
+    assert ("type=bind,src=/tmp/ferryman-rs-bind,dst=/srv/cfg,bind-propagation=private"
+            in mounts)
+    c = copy.deepcopy(FULL)
+    c["HostConfig"]["Binds"] = ["/srv/data:/data:rw,z,rshared"]
+    assert "/srv/data:/data:rw,z,rshared" in values(run_spec(c, V1, NEW).create, "-v")
 
 
 def test_default_bridge_plus_user_network() -> None:

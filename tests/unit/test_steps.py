@@ -259,6 +259,26 @@ def test_journal_stays_when_an_undo_fails(root: Path) -> None:
     assert left["state"] == "undo failed" and left["context"]["undo_failed"] == ["a"]
 
 
+def test_lost_host_fails_its_undos_too_and_still_exits_3(root: Path) -> None:
+    """A host lost mid-flow: the undos that need it fail as well; each failure is reported
+    (with the host it names), and the flow ends with exit 3, not the 1 of a failed undo."""
+    async def ok() -> None:
+        return None
+
+    async def gone() -> None:
+        raise TransportError("prod-1", "connection to root@prod lost while running curl")
+
+    steps = [Step("stop old web on prod-1", ok, gone, host="prod-1"),
+             Step("health of web on prod-1", gone, host="prod-1")]
+    bus, col = _bus()
+    out = asyncio.run(run_steps(bus, steps, locks=[_lock()]))
+    assert not out.ok and out.exit_code == EXIT_PRECONDITION
+    assert out.failed_step is not None and out.failed_step.endswith("health of web on prod-1")
+    assert out.undo_failed == ["stop old web on prod-1"]
+    (fail,) = [e.data for e in col.events if e.kind == "undo_fail"]
+    assert fail["host"] == "prod-1" and "lost while running curl" in fail["error"]
+
+
 class Cuttable(LocalHost):
     """A local host whose connection can be cut: every command then fails as over SSH."""
 
@@ -304,7 +324,7 @@ def test_losing_the_first_host_leaves_the_outcome_standing(root: Path) -> None:
     assert log == ["undo prod-2"] and out.undo_failed == ["new web on prod-1"]
     assert out.host_state["prod-2"] == "restored"
     assert out.host_state["prod-1"].startswith("NEEDS ATTENTION (unreachable)")
-    assert out.exit_code == EXIT_FLOW_FAILED
+    assert out.exit_code == EXIT_PRECONDITION  # a lost host is 3, even with undos left
     warned = [e.data["message"] for e in col.events if e.kind == "warn"]
     assert [w.split(":")[0] for w in warned] == [
         "could not mark the journal", "after the demo",

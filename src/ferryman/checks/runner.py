@@ -122,7 +122,8 @@ async def _guarded(ctx: HostContext, name: str) -> list[Finding]:
     """One check; a check that breaks reports it instead of hiding the other checks."""
     try:
         found = await CHECKS[name](ctx)
-    except TransportError:
+    except TransportError as exc:
+        exc.add_note(f"during the {name} check")  # where the host was lost
         raise
     except Exception as exc:
         found = [warn(name, "-", f"the check could not finish: {type(exc).__name__}: {exc}")]
@@ -130,7 +131,8 @@ async def _guarded(ctx: HostContext, name: str) -> list[Finding]:
 
 
 def unreachable(env: str, label: str, exc: TransportError) -> HostReport:
-    finding = fail(host.NAME, "ssh", f"cannot reach {label}: {exc}",
+    where = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+    finding = fail(host.NAME, "ssh", f"cannot reach {label}: {exc}{where}",
                    evidence=[Evidence("ssh", str(exc))],
                    fix=Fix(exc.hint or "check the host's address, port, key and known_hosts "
                            "in ferryman.yml, and that sshd runs there"))
@@ -146,7 +148,16 @@ async def run_checks(ctx: HostContext, names: list[str]) -> list[Finding]:
         note = warn(host.NAME, "checks", f"skipped {', '.join(skipped)}: Docker is not usable "
                     "on this host (see above)")
         return [*found, ctx.stamp_finding(note)]
-    results = await asyncio.gather(*(_guarded(ctx, n) for n in names))
+    tasks = [asyncio.ensure_future(_guarded(ctx, n)) for n in names]
+    try:
+        results = await asyncio.gather(*tasks)
+    except BaseException:
+        # The host is gone (or the run is cancelled): the other checks stop now rather than
+        # each waiting for its own deadline.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return [f for group in results for f in group]
 
 

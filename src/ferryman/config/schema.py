@@ -197,7 +197,10 @@ class SshDefaults(_Model):
     known_hosts: str | None = None
     accept_unknown_hosts: bool = False
     connect_timeout: Duration = 10.0
-    command_timeout: Duration = 600.0
+    command_timeout: Duration = 600.0  # each command; a stream's longest silence
+    # A host that stops answering is given up after interval x (count_max + 1); 0: no keepalive.
+    keepalive_interval: Duration = 15.0
+    keepalive_count_max: int = Field(3, ge=1)
 
     @field_validator("known_hosts")
     @classmethod

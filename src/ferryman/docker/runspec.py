@@ -3,8 +3,9 @@
 A Config field goes into the new command only where the operator set it, i.e. where the
 container's value differs from the OLD image's default; everything else then comes from the
 new image, so a release that moves its CMD or WORKDIR is not pinned to the old one. HostConfig,
-mounts and networks are always the operator's and are copied whole. Pure functions: the caller
-runs the argv lists (never through a shell) and reports `carried`.
+mounts and networks are always the operator's and are copied whole, mounts in the form the
+operator gave them (-v or --mount). Pure functions: the caller runs the argv lists (never
+through a shell) and reports `carried`.
 """
 
 from __future__ import annotations
@@ -185,21 +186,42 @@ def _mount_dests(container: Json) -> set[str]:
     return dests | set((container.get("HostConfig") or {}).get("Tmpfs") or {})
 
 
-def _mounts(container: Json) -> tuple[list[str], list[str]]:
-    """`--mount` for every bind, volume and tmpfs mount in `Mounts`.
+def _binds(host: Json) -> tuple[list[str], set[str], list[str]]:
+    """`-v` for every HostConfig.Binds entry, written back as the operator wrote it (mode
+    options included): a `-v` bind creates a missing host folder where `--mount` fails, and
+    tools that read Binds keep seeing it. Returns (args, their destinations, notes)."""
+    args: list[str] = []
+    dests: set[str] = set()
+    notes: list[str] = []
+    for entry in host.get("Binds") or []:
+        src, _, rest = entry.partition(":")
+        dest, _, mode = rest.partition(":")
+        if not dest:
+            continue
+        args += ["-v", entry]
+        dests.add(dest)
+        if src.startswith("/"):
+            ro = " (read-only)" if "ro" in mode.split(",") else ""
+            notes.append(f"bind mount {src} at {dest}{ro}")
+    return args, dests, notes
 
-    --mount rather than -v: paths with ':' stay whole, and a bind whose host path is missing
-    fails instead of being created empty. Volumes go by name, anonymous ones too, so the new
-    container gets the same data. Mounts inherited through --volumes-from are listed here as
-    well, so they are passed one by one and --volumes-from is not needed.
+
+def _mounts(container: Json) -> tuple[list[str], list[str]]:
+    """Every mount in `Mounts`, in the form it was given: `-v` for HostConfig.Binds entries,
+    `--mount` for the rest (HostConfig.Mounts, anonymous and inherited volumes).
+
+    In --mount form paths with ':' stay whole. Volumes go by name, anonymous ones too, so the
+    new container gets the same data. Mounts inherited through --volumes-from are listed in
+    `Mounts` as well, so they are passed one by one and --volumes-from is not needed.
     """
     host = container.get("HostConfig") or {}
+    args, bound, notes = _binds(host)
     options = {m.get("Target", ""): m for m in host.get("Mounts") or []}
     flags = set(host.get("Tmpfs") or {})  # --tmpfs mounts are passed by _tmpfs
-    args: list[str] = []
-    notes: list[str] = []
     for mount in container.get("Mounts") or []:
         kind, dest = mount.get("Type"), mount.get("Destination", "")
+        if dest in bound:
+            continue
         extra = options.get(dest) or {}
         ro = [] if mount.get("RW", True) else ["readonly"]
         if kind == "bind":

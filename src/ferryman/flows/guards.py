@@ -34,7 +34,7 @@ async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host:
         await host.run(dc.restart_container(place.container, None), timeout=120,
                        check=True)
         await wait_healthy(host, place.service, place.container,
-                           cfg.services[place.service].health)
+                           cfg.services[place.service].health, env=place.env)
         done.append(place.service)
     return done
 

@@ -43,7 +43,22 @@ async def probe(host: Host, container: str, health: Health | None) -> Verdict:
     return Verdict(True, "running")
 
 
-async def wait_healthy(host: Host, service: str, container: str, health: Health | None) -> str:
+async def last_lines(host: Host, container: str, lines: int = LOG_LINES) -> str:
+    """The container's last log lines (stdout and stderr as docker logs replays them), or a
+    sentence saying it printed none or why they could not be read: never an empty string."""
+    logs = await host.run(dc.container_logs(container, tail=lines), timeout=30)
+    if not logs.ok:
+        why = (logs.stderr or logs.stdout).strip().splitlines()
+        return (f"the log of {container} could not be read: "
+                f"{why[-1] if why else f'exit {logs.exit_status}'}")
+    text = (logs.stdout + ("\n" if logs.stdout and logs.stderr else "") + logs.stderr).strip()
+    if not text:
+        return f"{container} printed no log lines"
+    return f"last {lines} log lines of {container}:\n{text}"
+
+
+async def wait_healthy(host: Host, service: str, container: str, health: Health | None, *,
+                       env: str) -> str:
     """Waits until the service is healthy or its retries run out; then shows its last logs."""
     retries = health.retries if health else 15
     interval = health.interval if health else 1.0
@@ -56,10 +71,11 @@ async def wait_healthy(host: Host, service: str, container: str, health: Health 
             return f"{verdict.detail} (attempt {attempt})"
         if attempt < retries:
             await asyncio.sleep(interval)
-    logs = await host.run(dc.container_logs(container, tail=LOG_LINES), timeout=30)
-    evidence = (logs.stdout + ("\n" if logs.stdout and logs.stderr else "") + logs.stderr).strip()
+    # Read now: an undo may remove the container, and its log with it.
+    evidence = await last_lines(host, container)
     raise HealthFailed(
         f"{service} on {host.label} is not healthy after {retries} checks: {verdict.detail}",
-        evidence=f"last {LOG_LINES} log lines of {container}:\n{evidence}" if evidence else "",
-        hint=f"ferryman logs ENV {service} --tail 200",
+        evidence=evidence,
+        hint=f"the lines above are the container's own; while it exists, `ferryman logs {env} "
+             f"{service} --tail 200` shows more",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 from ..docker import commands as dc
@@ -16,7 +17,10 @@ OnLine = Callable[[Placement, str, str], None]
 async def stream(pool: HostPool, p: Placement, tail: int | None, follow: bool,
                  on_line: OnLine) -> int:
     """Hands each line of one container's log to on_line; returns docker's exit status."""
-    proc = await pool.host(p.env, p.host).open(dc.container_logs(p.container, tail, follow))
+    # Following, a quiet container may print nothing for hours: no idle deadline then (a
+    # host that goes away is still noticed by the SSH keepalive).
+    proc = await pool.host(p.env, p.host).open(dc.container_logs(p.container, tail, follow),
+                                               idle_timeout=math.inf if follow else None)
     # docker logs replays the container's stderr on its own stderr; both are the log.
     pending = b""
     while chunk := await proc.read(65536):

@@ -126,7 +126,8 @@ async def _undo_retire(ctx: UndoContext, d: dict[str, Any]) -> str:
     host = ctx.host(d["host"])
     await bring_back(host, d["kept"], d["container"], d["policy"])
     if d.get("gate"):
-        return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]))
+        return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]),
+                             env=ctx.env)
     return "started"
 
 
@@ -161,7 +162,7 @@ async def _undo_created(ctx: UndoContext, d: dict[str, Any]) -> None:
 
 def health_step(t: Target) -> Step:
     async def run() -> str:
-        return await wait_healthy(t.host, t.service, t.container, t.health)
+        return await wait_healthy(t.host, t.service, t.container, t.health, env=t.ctx.env)
 
     params: dict[str, Any] = {"container": t.container}
     if t.health and t.health.http:
@@ -214,7 +215,8 @@ async def _undo_compose(ctx: UndoContext, d: dict[str, Any]) -> str:
     info = ComposeInfo(**d["compose"])
     previous = await resolve_previous(host, d["old_ref"], d["old_id"])
     await _compose_up(host, info, previous, d.get("version"), d["override"], d["v2"])
-    return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]))
+    return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]),
+                             env=ctx.env)
 
 
 def revive_step(t: Target, kept: str, policy: str) -> Step:

@@ -31,7 +31,7 @@ async def plan(cfg: Config, pool: HostPool, env: str, services: list[str]) -> li
             await host.run(argv, timeout=120, check=True)
 
         async def gate(host=host, p=p, health=health) -> str:
-            return await wait_healthy(host, p.service, p.container, health)
+            return await wait_healthy(host, p.service, p.container, health, env=p.env)
 
         params = {"env": env, "host": p.host, "service": p.service, "container": p.container}
         steps.append(Step(f"restart {p.service} on {p.host}", restart, params=params,

@@ -9,6 +9,10 @@ from typing import Protocol
 
 from ..errors import FlowFailed, PreconditionFailed
 
+# A command that names no deadline gets this one (ssh.command_timeout overrides it): a command
+# that never ends must not hold a flow forever.
+DEFAULT_COMMAND_TIMEOUT = 600.0
+
 
 @dataclass
 class Result:
@@ -62,7 +66,11 @@ class CommandFailed(FlowFailed):
 
 
 class Process(Protocol):
-    """A started command whose stdin/stdout are streamed by the caller."""
+    """A started command whose stdin/stdout are streamed by the caller.
+
+    read, write and wait give up after the stream's idle deadline: the process is then
+    aborted (killed, its channel closed) and TransportError says so.
+    """
 
     async def read(self, n: int) -> bytes: ...
     async def write(self, data: bytes) -> None: ...
@@ -83,7 +91,11 @@ class Host(Protocol):
         check: bool = False,
     ) -> Result: ...
 
-    async def open(self, argv: Sequence[str]) -> Process: ...
+    async def open(self, argv: Sequence[str], *, idle_timeout: float | None = None
+                   ) -> Process:
+        """idle_timeout: longest wait for one read, write or the exit (None: the host's
+        command timeout; math.inf: none, for a stream that may rightly stay quiet)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -63,7 +63,7 @@ class Quiesce:
         for name in reversed(self.stopped):
             svc = by_container.get(name)
             await wait_healthy(self.site.host, svc.name if svc else name, name,
-                               svc.health if svc else None)
+                               svc.health if svc else None, env=self.site.env)
         return f"started {', '.join(reversed(self.stopped)) or 'nothing'}"
 
     async def stop_again(self) -> None:
@@ -100,7 +100,8 @@ async def _undo_stop(ctx: UndoContext, d: dict[str, Any]) -> str:
     services = d.get("services") or {}
     for name in todo:
         svc = ctx.cfg.services.get(services.get(name, ""))
-        await wait_healthy(host, svc.name if svc else name, name, svc.health if svc else None)
+        await wait_healthy(host, svc.name if svc else name, name, svc.health if svc else None,
+                           env=ctx.env)
     return f"started {', '.join(todo) or 'nothing'}"
 
 
