@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 
 from ..docker import commands as dc
+from ..docker.inspect import parse_containers
 from ..errors import PreconditionFailed
 from ..hosts import HostPool, Placement
 
@@ -33,8 +34,11 @@ async def stream(pool: HostPool, p: Placement, tail: int | None, follow: bool,
     result = await proc.wait()
     for line in result.stderr.splitlines():
         on_line(p, "stderr", line)
-    if not result.ok and "No such container" in result.stderr:
-        raise PreconditionFailed(f"no container {p.container} on {p.host}")
+    if not result.ok:  # told by docker inspect, not by the words of the error
+        there = await pool.host(p.env, p.host).run(dc.inspect_containers([p.container]),
+                                                   timeout=30)
+        if p.container not in parse_containers(there.stdout):
+            raise PreconditionFailed(f"no container {p.container} on {p.host}", host=p.host)
     return result.exit_status
 
 
