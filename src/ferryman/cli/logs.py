@@ -23,7 +23,7 @@ def logs(
 
     async def go() -> int:
         async with open_pool(cfg) as pool:
-            many = len(pool.placements(env, [service])) > 1
+            many = len(await flow.placements(pool, env, service)) > 1
 
             def show(p: Placement, stream: str, line: str) -> None:
                 out = sys.stdout if stream == "stdout" else sys.stderr

@@ -42,10 +42,15 @@ async def stream(pool: HostPool, p: Placement, tail: int | None, follow: bool,
     return result.exit_status
 
 
+async def placements(pool: HostPool, env: str, service: str) -> list[Placement]:
+    """Where the service runs, its containers found (compose-named ones differ per host)."""
+    await pool.resolve(env)
+    return pool.placements(env, [service])
+
+
 async def logs(pool: HostPool, env: str, service: str, tail: int | None, follow: bool,
                on_line: OnLine) -> int:
     """Every placement of the service at once; the worst exit status."""
-    await pool.resolve(env)
-    places = pool.placements(env, [service])
+    places = await placements(pool, env, service)
     codes = await asyncio.gather(*(stream(pool, p, tail, follow, on_line) for p in places))
     return max(codes, default=0)
