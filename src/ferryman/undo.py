@@ -28,7 +28,12 @@ class UndoContext:
     env: str
 
     def host(self, label: str) -> Host:
-        return self.pool.host(self.env, label)
+        """A host of the environment, or of another one the flow changed (sync-data stops
+        FROM's containers too): host names are looked up there next."""
+        envs = [self.env, *(e for e in self.cfg.environments if e != self.env)]
+        env = next((e for e in envs if self.cfg.environments[e].host(label) is not None),
+                   self.env)
+        return self.pool.host(env, label)
 
     def health(self, service: str) -> Health | None:
         svc = self.cfg.services.get(service)

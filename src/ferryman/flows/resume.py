@@ -30,9 +30,20 @@ from .release import Plan, execute, plan_release
 @dataclass
 class AbortPlan:
     journal: Journal
-    lock: EnvLock
+    lock: EnvLock  # the lock of the environment whose journal names the flow
     steps: list[Step] = field(default_factory=list)
     untouched: list[str] = field(default_factory=list)  # steps that recorded no undo
+    others: list[EnvLock] = field(default_factory=list)  # sync-data: FROM's lock too
+
+    @property
+    def locks(self) -> list[EnvLock]:
+        return [*self.others, self.lock]
+
+
+def _other_envs(journal: Journal) -> list[str]:
+    """The other environments the flow locked and journalled on (sync-data: FROM)."""
+    src = journal.context.get("from")
+    return [src] if (journal.flow == "sync-data" and src and src != journal.env) else []
 
 
 async def find_journal(cfg: Config, pool: HostPool, env: str, verb: str,
@@ -58,7 +69,9 @@ def _undo_step(ctx: UndoContext, entry_name: str, host: str | None, data: dict) 
 
 async def plan_abort(cfg: Config, pool: HostPool, env: str) -> AbortPlan:
     lock, journal = await find_journal(cfg, pool, env, "abort")
-    plan = AbortPlan(journal, lock)
+    plan = AbortPlan(journal, lock, others=[
+        env_lock(cfg, pool, e, lock.owner.command) for e in _other_envs(journal)])
+    journal.hosts += [(o.label, o.host) for o in plan.others]
     ctx = UndoContext(cfg, pool, journal.env)
     for e in reversed(journal.entries):
         if e.undo is not None:
@@ -105,8 +118,35 @@ async def execute_abort(cfg: Config, pool: HostPool, plan: AbortPlan, bus: Event
                                      host=plan.lock.label, hint=f"ferryman abort {j.env} again")
 
     return await run_steps(bus, plan.steps, {"env": j.env, "flow": j.flow, "id": j.rid},
-                           locks=[plan.lock], dry_run=dry_run, after_lock=unchanged,
+                           locks=plan.locks, dry_run=dry_run, after_lock=unchanged,
                            finish=finish)
+
+
+async def rerun(cfg: Config, pool: HostPool, env: str, bus: EventBus,
+                dry_run: bool = False) -> Outcome:
+    """Resume of a data flow: a half-applied restore cannot be finished from where it
+    stopped (a new safety backup would hold half the new data), so what it did is undone
+    and the flow runs again from the start, with the same inputs."""
+    from .data import apply as data_apply
+    from .data import snapshot as data_snapshot
+    from .data import sync as data_sync
+
+    plan = await plan_abort(cfg, pool, env)
+    j = plan.journal
+    ctx = j.context
+    flows = {"restore": lambda: data_apply.restore(cfg, pool, j.env, ctx["id"], bus, dry_run),
+             "sync-data": lambda: data_sync.sync(cfg, pool, ctx["from"], j.env, bus, dry_run),
+             "backup": lambda: data_snapshot.backup(cfg, pool, j.env, bus, dry_run)}
+    again = flows.get(j.flow)
+    if again is None:
+        raise BadInput(f"{env} has {j.describe()}: it cannot be resumed",
+                       hint=f"ferryman abort {env} undoes it")
+    undone = await execute_abort(cfg, pool, plan, bus, dry_run)
+    if not undone.ok:
+        return undone
+    bus.info(f"{j.flow} of {env}: what the interrupted run did is undone; running it again")
+    outcome, _ = await again()
+    return outcome
 
 
 async def resume(cfg: Config, pool: HostPool, env: str, bus: EventBus,
@@ -117,8 +157,8 @@ async def resume(cfg: Config, pool: HostPool, env: str, bus: EventBus,
     try:
         lock, journal = await find_journal(cfg, pool, env, "resume", lock)
         if journal.flow != "release":
-            raise BadInput(f"{env} has {journal.describe()}: only a release can be resumed",
-                           hint=f"ferryman abort {env} undoes it")
+            await lock.give_back()
+            return await rerun(cfg, pool, env, bus, dry_run)
         ctx = journal.context
         bus.info(f"resuming {journal.describe()}")
         cut = [e for e in journal.entries if e.status == "started" and e.undo is not None]
