@@ -214,3 +214,48 @@ def test_restore_killed_at_each_step_loses_no_byte(demo: Demo) -> None:
     assert "journal.json" not in sh(demo, "ls /var/lib/ferryman/shop")
     # And the next restore goes through as any other.
     assert ferryman(demo.config, "restore", "prod", bid, "--yes").code == 0
+
+
+def kill_sync_at(d: Demo, step: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ferryman", "-c", str(d.config), "sync-data", "test", "prod",
+         "--yes"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if re.search(rf"step \d+/\d+ {re.escape(step)}", line):
+            proc.send_signal(signal.SIGKILL)
+            break
+    else:
+        raise AssertionError(f"sync-data ended before {step}:\n{''.join(seen)}")
+    proc.wait(timeout=30)
+
+
+def test_sync_killed_abort_puts_both_sides_back(demo: Demo) -> None:
+    """sync-data changes both sides: TEST's containers stop for the snapshot, PROD's data is
+    replaced. Killed anywhere, abort (on PROD, where the hint points) undoes both."""
+    test = demo.hosts["test"]
+    demo.lab.sh(test, "docker volume create shopdata >/dev/null && mkdir -p /srv/shop/files && "
+                      "echo from-test > /srv/shop/files/t.txt")
+    sh(demo, "docker volume create shopdata >/dev/null && mkdir -p /srv/shop/files")
+    if "data:" not in demo.config.read_text():
+        demo.config.write_text(demo.config.read_text() + DATA)
+    old, up_prod = tree(demo), running(demo)
+    up_test = sorted(demo.lab.sh(test, "docker ps --format '{{.Names}}'").split())
+    for step in ("stop business containers on test-1", "send backup",
+                 "swap in folder /srv/shop/files"):
+        kill_sync_at(demo, step)
+        # FROM is refused too, pointed at the environment whose abort ends it.
+        refused = ferryman(demo.config, "restart", "test", "web", "--yes")
+        assert refused.code == 3 and "ferryman abort prod" in refused.err, refused.err
+        abort = ferryman(demo.config, "abort", "prod", "--yes")
+        assert abort.code == 0, f"killed at {step}:\n{abort.err}"
+        assert tree(demo) == old and running(demo) == up_prod, f"killed at {step}"
+        assert sorted(demo.lab.sh(test, "docker ps --format '{{.Names}}'").split()) == up_test
+        for host in (test, demo.hosts["prod"]):
+            assert "journal.json" not in demo.lab.sh(host, "ls /var/lib/ferryman/shop")
+    run = ferryman(demo.config, "sync-data", "test", "prod", "--yes")
+    assert run.code == 0, run.err
+    assert "from-test" in sh(demo, "cat /srv/shop/files/t.txt")
