@@ -59,23 +59,25 @@ def prod_state(d: Demo) -> dict[str, object]:
     }
 
 
-def kill_at(d: Demo, step: str) -> str:
-    """Starts a release and kills it (SIGKILL) as soon as it announces `step`."""
+def kill_at(d: Demo, step: str, *command: str) -> str:
+    """Starts a ferryman command (a release by default) and kills it (SIGKILL) as soon as it
+    announces `step`."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ferryman", "-c", str(d.config), "release", "test", "prod",
-         "--yes"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "ferryman", "-c", str(d.config),
+         *(command or ("release", "test", "prod")), "--yes"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
     assert proc.stderr is not None
     seen = []
     deadline = time.monotonic() + 240
     for line in proc.stderr:
         seen.append(line)
-        if re.search(rf"step \d+/\d+ {re.escape(step)}$", line.rstrip()):
+        if re.search(rf"step \d+/\d+ {re.escape(step)}", line):
             proc.send_signal(signal.SIGKILL)
             break
         assert time.monotonic() < deadline, "".join(seen)
     else:
-        raise AssertionError(f"the release ended before {step}:\n{''.join(seen)}")
+        raise AssertionError(f"{command or 'the release'} ended before {step}:\n{''.join(seen)}")
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     return "".join(seen)
@@ -165,23 +167,6 @@ def running(d: Demo) -> list[str]:
     return sorted(sh(d, "docker ps --format '{{.Names}}'").split())
 
 
-def kill_restore_at(d: Demo, bid: str, step: str) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ferryman", "-c", str(d.config), "restore", "prod", bid,
-         "--yes"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if re.search(rf"step \d+/\d+ {re.escape(step)}", line):
-            proc.send_signal(signal.SIGKILL)
-            break
-    else:
-        raise AssertionError(f"the restore ended before {step}:\n{''.join(seen)}")
-    proc.wait(timeout=30)
-
-
 def test_restore_killed_at_each_step_loses_no_byte(demo: Demo) -> None:
     sh(demo, "docker volume create shopdata >/dev/null && mkdir -p /srv/shop/files/sub && "
              "head -c 400000 /dev/urandom > /var/lib/docker/volumes/shopdata/_data/a.bin && "
@@ -197,7 +182,7 @@ def test_restore_killed_at_each_step_loses_no_byte(demo: Demo) -> None:
     old, up_before = tree(demo), running(demo)
     assert old != backed
     for step in RESTORE_STEPS:
-        kill_restore_at(demo, bid, step)
+        kill_at(demo, step, "restore", "prod", bid)
         refused = ferryman(demo.config, "restore", "prod", bid, "--yes")
         assert refused.code == 3 and "unfinished restore" in refused.err, refused.err
         abort = ferryman(demo.config, "abort", "prod", "--yes")
@@ -206,7 +191,7 @@ def test_restore_killed_at_each_step_loses_no_byte(demo: Demo) -> None:
         assert running(demo) == up_before, f"killed at {step}:\n{abort.err}"
         assert "journal.json" not in sh(demo, "ls /var/lib/ferryman/shop")
     # Killed once more, then resumed: the restore is done, whole, from the start again.
-    kill_restore_at(demo, bid, "swap in folder /srv/shop/files")
+    kill_at(demo, "swap in folder /srv/shop/files", "restore", "prod", bid)
     run = ferryman(demo.config, "resume", "prod", "--yes")
     assert run.code == 0, run.err
     assert "running it again" in run.err
@@ -214,23 +199,6 @@ def test_restore_killed_at_each_step_loses_no_byte(demo: Demo) -> None:
     assert "journal.json" not in sh(demo, "ls /var/lib/ferryman/shop")
     # And the next restore goes through as any other.
     assert ferryman(demo.config, "restore", "prod", bid, "--yes").code == 0
-
-
-def kill_sync_at(d: Demo, step: str) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ferryman", "-c", str(d.config), "sync-data", "test", "prod",
-         "--yes"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if re.search(rf"step \d+/\d+ {re.escape(step)}", line):
-            proc.send_signal(signal.SIGKILL)
-            break
-    else:
-        raise AssertionError(f"sync-data ended before {step}:\n{''.join(seen)}")
-    proc.wait(timeout=30)
 
 
 def test_sync_killed_abort_puts_both_sides_back(demo: Demo) -> None:
@@ -246,7 +214,7 @@ def test_sync_killed_abort_puts_both_sides_back(demo: Demo) -> None:
     up_test = sorted(demo.lab.sh(test, "docker ps --format '{{.Names}}'").split())
     for step in ("stop business containers on test-1", "send backup",
                  "swap in folder /srv/shop/files"):
-        kill_sync_at(demo, step)
+        kill_at(demo, step, "sync-data", "test", "prod")
         # FROM is refused too, pointed at the environment whose abort ends it.
         refused = ferryman(demo.config, "restart", "test", "web", "--yes")
         assert refused.code == 3 and "ferryman abort prod" in refused.err, refused.err
