@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -427,9 +428,11 @@ def test_host_lost_mid_release_undoes_the_other_host(fresh_prod: Multi) -> None:
         m.sh("prod-2", MEND, check=False)
 
     # Lost mid-flow after changes elsewhere: a failed flow (1), or a lost host (3).
-    assert code in (1, 3), err
+    assert code == 3, err  # a host lost: 3, whatever was undone
     flat = " ".join(err.split())
-    assert ("FAILED step 16/18 health of admin on prod-2: prod-2: connection lost" in flat), err
+    # Lost mid-command, or found lost when the next command reconnects: either way the
+    # step, the host and the cause are named.
+    assert re.search(r"FAILED step 16/18 health of admin on prod-2: prod-2: (connection lost|cannot connect)", flat), err
     assert "prod-1: restored" in flat, err
     left = ["start new admin on prod-2", "stop old admin on prod-2", "compose up api on prod-2",
             "start new web on prod-2", "stop old web on prod-2",
@@ -485,9 +488,11 @@ def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
         follow.proc.kill()
         m.sh("prod-1", MEND, check=False)
 
-    assert code in (1, 3), err
+    assert code == 3, err  # a host lost: 3, whatever was undone
     flat = " ".join(err.split())
-    assert "FAILED step 16/18 health of admin on prod-1: prod-1: connection lost" in flat, err
+    # Lost mid-command, or found lost when the next command reconnects: either way the
+    # step, the host and the cause are named.
+    assert re.search(r"FAILED step 16/18 health of admin on prod-1: prod-1: (connection lost|cannot connect)", flat), err
     assert "prod-2: restored" in flat, err
     assert "prod-1: NEEDS ATTENTION (unreachable): not undone: start new admin on prod-1;" \
         in flat, err
