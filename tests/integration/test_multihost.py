@@ -432,7 +432,8 @@ def test_host_lost_mid_release_undoes_the_other_host(fresh_prod: Multi) -> None:
     flat = " ".join(err.split())
     # Lost mid-command, or found lost when the next command reconnects: either way the
     # step, the host and the cause are named.
-    assert re.search(r"FAILED step 16/18 health of admin on prod-2: prod-2: (connection lost|cannot connect)", flat), err
+    assert re.search(r"FAILED step 16/18 health of admin on prod-2: prod-2: "
+                     r"(connection lost|cannot connect)", flat), err
     assert "prod-1: restored" in flat, err
     left = ["start new admin on prod-2", "stop old admin on prod-2", "compose up api on prod-2",
             "start new web on prod-2", "stop old web on prod-2",
@@ -492,7 +493,8 @@ def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
     flat = " ".join(err.split())
     # Lost mid-command, or found lost when the next command reconnects: either way the
     # step, the host and the cause are named.
-    assert re.search(r"FAILED step 16/18 health of admin on prod-1: prod-1: (connection lost|cannot connect)", flat), err
+    assert re.search(r"FAILED step 16/18 health of admin on prod-1: prod-1: "
+                     r"(connection lost|cannot connect)", flat), err
     assert "prod-2: restored" in flat, err
     assert "prod-1: NEEDS ATTENTION (unreachable): not undone: start new admin on prod-1;" \
         in flat, err
