@@ -94,19 +94,7 @@ environments:
     policy:
       allowed_tags: ["v*"]
       confirm: {prod_confirm}
-services:
-  web:
-    health:
-      http: http://127.0.0.1:8080/health
-      retries: 20
-      interval: 500ms
-  api:
-    container: shop-api
-    health:
-      docker: true
-      retries: 30
-      interval: 1s
-  legacy:
+{demo.SERVICES}  legacy:
     container: legacy-worker
 """
 

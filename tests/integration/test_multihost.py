@@ -29,6 +29,7 @@ from labenv import Run, ferryman
 
 from ferryman.lab import Lab, LabHost, build_app_image, ensure_host_image
 from ferryman.lab.demo import ADDRESSES, APP_DIR, CONFIG_FILE, deploy
+from ferryman.lab.demo import SERVICES as APP_SERVICES
 
 PROD = ["prod-1", "prod-2"]
 STATE = "/var/lib/ferryman/shop"
@@ -40,19 +41,7 @@ CUT = ("nft add table inet ferrytest && nft add chain inet ferrytest input "
        "nft add rule inet ferrytest input tcp dport 22 reject with tcp reset")
 MEND = "nft delete table inet ferrytest"
 
-SERVICES = """\
-services:
-  web:
-    health:
-      http: http://127.0.0.1:8080/health
-      retries: 20
-      interval: 500ms
-  api:
-    container: shop-api
-    health:
-      docker: true
-      retries: 30
-      interval: 1s
+SERVICES = APP_SERVICES + """\
   admin:
     hosts: [test-1, {admin_on}]
     health:

@@ -37,6 +37,22 @@ services:
       retries: 5
 """
 
+# The demo app's two services, as every test configuration of it names them too.
+SERVICES = """\
+services:
+  web:
+    health:
+      http: http://127.0.0.1:8080/health
+      retries: 20
+      interval: 500ms
+  api:
+    container: shop-api
+    health:
+      docker: true
+      retries: 30
+      interval: 1s
+"""
+
 CONFIG = """\
 # ferryman.yml of the demo: two local test hosts on 127.0.0.1.
 version: 1
@@ -60,19 +76,7 @@ environments:
         identity_file: {key}
     policy:
       allowed_tags: ["v*"]
-services:
-  web:
-    health:
-      http: http://127.0.0.1:8080/health
-      retries: 20
-      interval: 500ms
-  api:
-    container: shop-api
-    health:
-      docker: true
-      retries: 30
-      interval: 1s
-guards:
+{services}guards:
   - file: {config_file}
     key: base_url
     restart: [api]
@@ -115,7 +119,7 @@ def write_config(lab: Lab, hosts: dict[str, LabHost], workdir: Path, **extra: st
         workdir=workdir, known_hosts=lab.known_hosts, key=lab.key_path,
         test_port=hosts["test"].port, prod_port=hosts["prod"].port,
         test_address=ADDRESSES["test"], prod_address=ADDRESSES["prod"],
-        config_file=CONFIG_FILE, **extra,
+        config_file=CONFIG_FILE, services=SERVICES, **extra,
     ))
     return path
 
