@@ -75,6 +75,8 @@ class HostPool:
         # (env, host) -> service -> container, for services named by compose labels
         self._named: dict[tuple[str, str], dict[str, str]] = {}
         self._resolving: dict[str, asyncio.Future[None]] = {}
+        # Readers that must not wait on a slow host (the dashboard) set a deadline here.
+        self.read_timeout: float | None = None
 
     def _connect(self, env: str, spec: HostSpec) -> Host:
         if spec.is_local:
@@ -146,10 +148,11 @@ class HostPool:
                 self._named[(env, spec.label)] = {}
                 return
             try:
-                res = await self.host(env, spec.label).run(dcompose.list_containers(),
-                                                           timeout=60)
+                res = await asyncio.wait_for(
+                    self.host(env, spec.label).run(dcompose.list_containers(), timeout=60),
+                    self.read_timeout)
                 listing = dcompose.parse_listing(res.stdout) if res.ok else None
-            except TransportError:
+            except (TransportError, TimeoutError):
                 pass
             self._named[(env, spec.label)] = locate_services(svcs, listing, spec.label)
 

@@ -18,11 +18,16 @@ def _stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
 
 
+def run_name(flow: str, suffix: str = "") -> str:
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{flow}-{os.getpid()}{suffix}"
+
+
 class LogFiles:
-    def __init__(self, folder: str | Path, flow: str) -> None:
+    def __init__(self, folder: str | Path, flow: str, name: str | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{datetime.now():%Y%m%d-%H%M%S}-{flow}-{os.getpid()}"
+        # The name is the run's id on the dashboard: time, flow, and the pid that writes it.
+        name = name or run_name(flow)
         self.jsonl_path = self.folder / f"{name}.jsonl"
         self.text_path = self.folder / f"{name}.log"
         self._jsonl: TextIO = self.jsonl_path.open("a", encoding="utf-8")

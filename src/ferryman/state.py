@@ -4,11 +4,13 @@ Layout under /var/lib/ferryman/PROJECT/ on each host:
   lock/owner.json     the environment lock (a directory: mkdir is atomic; see locking.py)
   journal.json        the flow in progress: the step reached and what its undo needs
   releases.jsonl      one JSON line per release or rollback, newest last
+  audit.jsonl         one JSON line per action taken from the dashboard: who, what, result
   compose/            override files that pin a compose service's image
 """
 
 from __future__ import annotations
 
+import contextvars
 import getpass
 import re
 import secrets
@@ -44,15 +46,22 @@ def release_id(now: datetime | None = None) -> str:
     return stamp_id("r", now)
 
 
+# The dashboard's signed-in user, for the runs it starts: history, locks and audit name them.
+acting_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ferryman_acting_user", default=None)
+
+
 def operator() -> str:
     try:
         user = getpass.getuser()
     except OSError:
         user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    here = f"{user}@{socket.gethostname()}"
+    web_user = acting_user.get()
+    return f"{web_user} (web, {here})" if web_user else here
 
 
-_APPEND = 'mkdir -p "$1" && printf "%s\\n" "$2" >> "$1/releases.jsonl"'
+_APPEND = 'mkdir -p "$1" && printf "%s\\n" "$3" >> "$1/$2"'
 _WRITE = 'mkdir -p "$(dirname "$1")" && cat > "$1"'
 # An absent file is told by the exit status (EX_NOINPUT), never by the words of an error.
 ABSENT = 66
@@ -62,13 +71,18 @@ _TAIL = '[ -e "$2" ] || exit 66; tail -n "$1" -- "$2"'
 
 def append_record(project: str, line: str) -> list[str]:
     """argv that appends one record line (record.py) to the history."""
-    return ["sh", "-c", _APPEND, "ferryman-record", state_dir(project), line]
+    return append_line(project, "releases.jsonl", line)
 
 
-def read_records(project: str, last: int = 200) -> list[str]:
-    """argv that prints the last records; exits ABSENT when there is no history yet."""
-    return ["sh", "-c", _TAIL, "ferryman-history", str(last),
-            f"{state_dir(project)}/releases.jsonl"]
+def append_line(project: str, name: str, line: str) -> list[str]:
+    """argv that appends one JSON line to a file of the project's state folder."""
+    return ["sh", "-c", _APPEND, "ferryman-record", state_dir(project), name, line]
+
+
+def read_records(project: str, last: int = 200, name: str = "releases.jsonl") -> list[str]:
+    """argv that prints the last lines of a state file (the history by default); exits ABSENT
+    when there is none yet."""
+    return ["sh", "-c", _TAIL, "ferryman-history", str(last), f"{state_dir(project)}/{name}"]
 
 
 def read_file(path: str) -> list[str]:

@@ -71,11 +71,7 @@ def _verify(cfg, env: str, bid: str, drill: bool, json_out: bool) -> None:  # ty
     async def go() -> list[str]:
         async with open_pool(cfg) as pool:
             s = flow.site(cfg, pool, env)
-            m = await flow.read_manifest(s, bid)
-            said = [await flow.verify_archives(s, m)]
-            if drill:
-                said.append(await flow.drill(s, m))
-            return said
+            return await flow.checked(s, await flow.read_manifest(s, bid), drill)
 
     said = execute(go)
     if json_out:

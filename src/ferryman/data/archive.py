@@ -269,6 +269,32 @@ def list_manifests(base: str) -> list[str]:
     return ["sh", "-c", script, "ferryman-list", base]
 
 
+CHECKS = "checks.jsonl"  # one line per verify or drill of a backup, beside the backups
+
+
+def append_check(base: str, line: str) -> list[str]:
+    script = 'mkdir -p "$1" && printf "%s\\n" "$2" >> "$1/checks.jsonl"'
+    return ["sh", "-c", script, "ferryman-check", base, line]
+
+
+def read_checks(base: str) -> list[str]:
+    return ["sh", "-c", '[ -f "$1/checks.jsonl" ] || exit 0; cat "$1/checks.jsonl"',
+            "ferryman-checks", base]
+
+
+def parse_checks(stdout: str) -> dict[str, dict[str, object]]:
+    """backup id -> its latest check ({"ok", "kind", "when", "who", "said"})."""
+    out: dict[str, dict[str, object]] = {}
+    for line in stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+            out[rec["id"]] = rec
+    return out
+
+
 def parse_manifests(stdout: str) -> list[Manifest]:
     out = []
     for chunk in stdout.split("\x1e"):

@@ -55,7 +55,7 @@ class ServiceStatus:
         return out
 
 
-async def _read_host(pool: HostPool, env: str, host: str,
+async def read_host(pool: HostPool, env: str, host: str,
                      places: list[Placement]) -> list[ServiceStatus]:
     h = pool.host(env, host)
     try:
@@ -79,7 +79,7 @@ async def collect(pool: HostPool, envs: list[str]) -> list[ServiceStatus]:
     await asyncio.gather(*(pool.resolve(env) for env in envs))
     places = [p for env in envs for p in pool.placements(env)]
     groups = list(by_host(places))
-    results = await asyncio.gather(*(_read_host(pool, e, h, ps) for (e, h), ps in groups))
+    results = await asyncio.gather(*(read_host(pool, e, h, ps) for (e, h), ps in groups))
     return [s for group in results for s in group]
 
 

@@ -16,12 +16,24 @@ from .plan import DataState
 from .quiesce import Quiesce
 from .site import DataMismatch, Site, live_folders, site, wanted_items
 from .snapshot import backup
-from .store import Mount, discover, download, list_backups, prune, read_manifest, upload
+from .store import (
+    Mount,
+    checked,
+    discover,
+    download,
+    list_backups,
+    prune,
+    read_checks,
+    read_manifest,
+    upload,
+)
 from .sync import sync
 from .verify import drill, verify_archives
 
 __all__ = [
-    "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "backup", "discover", "download",
-    "drill", "list_backups", "live_folders", "prune", "read_manifest", "restore", "site",
+    "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "backup", "checked", "discover",
+    "download",
+    "drill", "list_backups", "live_folders", "prune", "read_checks", "read_manifest", "restore",
+    "site",
     "sync", "upload", "verify_archives", "wanted_items",
 ]

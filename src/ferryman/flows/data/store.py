@@ -3,6 +3,7 @@ disk; and the mounts of the app's containers, to choose what to back up."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,15 +14,44 @@ from ...docker.inspect import parse_containers
 from ...errors import BadInput
 from ...events import EventBus
 from ...hosts import HostPool
-from ...state import write_file
+from ...state import now_iso, operator, write_file
 from .plan import remove
 from .site import Site
+from .verify import drill, verify_archives
 
 CHUNK = 1 << 20
 
 
 async def list_backups(s: Site) -> list[ar.Manifest]:
     return ar.parse_manifests((await s.host.run(ar.list_manifests(s.base), timeout=60)).stdout)
+
+
+async def record_check(s: Site, bid: str, kind: str, ok: bool, said: str) -> None:
+    """Keeps the outcome of a verify or drill beside the backups, so every operator sees
+    which backups were proven readable, and when."""
+    line = json.dumps({"id": bid, "kind": kind, "ok": ok, "said": said, "when": now_iso(),
+                       "who": operator()}, ensure_ascii=False)
+    await s.host.run(ar.append_check(s.base, line), timeout=30, check=True)
+
+
+async def read_checks(s: Site) -> dict[str, dict[str, object]]:
+    res = await s.host.run(ar.read_checks(s.base), timeout=30)
+    return ar.parse_checks(res.stdout) if res.ok else {}
+
+
+async def checked(s: Site, m: ar.Manifest, drill_too: bool) -> list[str]:
+    """verify (and drill) backup m; the outcome is recorded whatever it is."""
+    said: list[str] = []
+    kind = "drill" if drill_too else "verify"
+    try:
+        said.append(await verify_archives(s, m))
+        if drill_too:
+            said.append(await drill(s, m))
+    except Exception as exc:
+        await record_check(s, m.id, kind, False, str(exc))
+        raise
+    await record_check(s, m.id, kind, True, "; ".join(said))
+    return said
 
 
 async def prune(s: Site, bus: EventBus) -> list[str]:

@@ -1,0 +1,219 @@
+"""Runs: every flow's JSONL log in the config's log folder, whoever started it (the CLI or
+the dashboard), and the flows the dashboard starts itself.
+
+A run's id is its log file's name. The dashboard follows a run by reading its file, so a CLI
+release shows up live too; a page that reloads or a second browser replays from the file (the
+line number is the server-sent event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..errors import BadInput, FerrymanError, LockHeld, exit_code_of
+from ..events import EventBus
+from ..hosts import HostPool, open_pool
+from ..logfiles import LogFiles, run_name
+from ..redact import Redactor
+from ..state import acting_user
+from .runview import RunView, fold
+
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[a-z][a-z-]*-\d+(-[0-9a-f]{6})?$")
+POLL = 0.25  # seconds between two looks at a followed log file
+KEEPALIVE = 15.0
+
+# What a dashboard action runs: the flow against a fresh pool, its exit code back.
+Job = Callable[[Config, HostPool, EventBus], Awaitable[int]]
+
+
+def _pid_of(run_id: str) -> int:
+    m = re.search(r"-(\d+)(?:-[0-9a-f]{6})?$", run_id)
+    return int(m.group(1)) if m else 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def parse_lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line being written: the next read has it whole
+            break
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+@dataclass
+class Summary:
+    id: str
+    flow: str
+    when: str
+    user: str
+    status: str
+    params: dict[str, Any]
+    failed_step: str | None = None
+    error: str | None = None
+
+
+class RunStore:
+    """The runs in one log folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, run_id: str) -> Path:
+        if not RUN_ID.match(run_id):
+            raise BadInput(f"'{run_id}' is not a run id")
+        path = self.folder / f"{run_id}.jsonl"
+        if not path.is_file():
+            raise BadInput(f"no run {run_id} in {self.folder}")
+        return path
+
+    def records(self, run_id: str) -> list[dict[str, Any]]:
+        return parse_lines(self.path(run_id).read_text(encoding="utf-8", errors="replace"))
+
+    def view(self, run_id: str) -> RunView:
+        return settle(fold(run_id, self.records(run_id)))
+
+    def ids(self, limit: int = 50) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        names = sorted((p.stem for p in self.folder.glob("*.jsonl") if RUN_ID.match(p.stem)),
+                       reverse=True)
+        return names[:limit]
+
+    def summaries(self, limit: int = 50) -> list[Summary]:
+        out = []
+        for rid in self.ids(limit):
+            try:
+                v = self.view(rid)
+            except (BadInput, OSError):
+                continue
+            out.append(Summary(rid, v.flow or rid.split("-")[2], v.when, v.user, v.status,
+                               v.params, v.end.get("failed_step"),
+                               v.error or v.end.get("error")))
+        return out
+
+    async def follow(self, run_id: str, start: int) -> AsyncIterator[tuple[int, RunView,
+                                                                           set[str]]]:
+        """Yields (line number, the run so far, parts changed) for every line from `start`
+        on, as the file grows, until the run ends (or its writer is gone)."""
+        path = self.path(run_id)
+        view = RunView(run_id)
+        offset = 0
+        pending = b""
+        n = 0
+        while True:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    rec = {}
+                changed = view.apply(rec) if isinstance(rec, dict) else set()
+                n += 1
+                if n > start:
+                    yield n, view, changed
+            if view.finished or not _alive(_pid_of(run_id)):
+                settle(view)
+                yield n, view, {"end"}
+                return
+            await asyncio.sleep(POLL)
+
+
+def settle(view: RunView) -> RunView:
+    """A run whose writer is gone without a last word ended there (killed, lost power)."""
+    if not view.finished and not _alive(_pid_of(view.id)):
+        view.status = "gone"
+    return view
+
+
+class Launcher:
+    """Starts dashboard runs: one per environment at a time in this process; across
+    processes the environment lock on the server decides, as for the CLI."""
+
+    def __init__(self, folder: Path, load: Callable[[], Config]) -> None:
+        self.folder = folder
+        self.load = load
+        self.busy: dict[str, str] = {}  # env -> run id
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, flow: str, envs: list[str], user: str, params: dict[str, Any],
+              job: Job) -> str:
+        taken = [e for e in envs if e in self.busy]
+        if taken:
+            raise LockHeld(f"{', '.join(taken)} is busy with run {self.busy[taken[0]]}",
+                           hint="wait for it to end, or watch it on its run page")
+        cfg = self.load()
+        run_id = run_name(flow, f"-{secrets.token_hex(3)}")
+        logs = LogFiles(self.folder, flow, run_id)
+        bus = EventBus(flow, Redactor(cfg.secrets))
+        bus.add(logs)
+        bus.emit("run_start", user=user, action=flow, params=params)
+        for env in envs:
+            self.busy[env] = run_id
+        task = asyncio.get_running_loop().create_task(
+            self._run(cfg, bus, logs, envs, user, job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return run_id
+
+    async def _run(self, cfg: Config, bus: EventBus, logs: LogFiles, envs: list[str],
+                   user: str, job: Job) -> None:
+        acting_user.set(user)
+        code = 1
+        error: str | None = None
+        try:
+            async with open_pool(cfg, bus) as pool:
+                code = await job(cfg, pool, bus)
+        except FerrymanError as exc:
+            code, error = exc.exit_code, str(exc)
+            if exc.hint:
+                error += f" (hint: {exc.hint})"
+        except asyncio.CancelledError:
+            code, error = exit_code_of(asyncio.CancelledError()), "stopped with the dashboard"
+            raise
+        except Exception as exc:  # the page must say it; the server must go on
+            code, error = 1, f"{type(exc).__name__}: {exc}"
+        finally:
+            bus.emit("run_end", exit_code=code, **({"error": error} if error else {}))
+            logs.close()
+            for env in envs:
+                self.busy.pop(env, None)
+
+    async def stop(self) -> None:
+        """Cancels the runs in progress (their undos run) and waits for them."""
+        for task in list(self.tasks):
+            task.cancel()
+        for task in list(self.tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
