@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import BadInput, FerrymanError, LockHeld, exit_code_of
+from ..errors import BadInput, FerrymanError, LockHeld
 from ..events import EventBus
 from ..hosts import HostPool, open_pool
 from ..logfiles import LogFiles, run_name
 from ..redact import Redactor
 from ..state import acting_user
+from . import audit
 from .runview import RunView, fold
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[a-z][a-z-]*-\d+(-[0-9a-f]{6})?$")
@@ -182,27 +183,36 @@ class Launcher:
         for env in envs:
             self.busy[env] = run_id
         task = asyncio.get_running_loop().create_task(
-            self._run(cfg, bus, logs, envs, user, job))
+            self._run(cfg, bus, logs, envs, user, job, run_id, params))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return run_id
 
     async def _run(self, cfg: Config, bus: EventBus, logs: LogFiles, envs: list[str],
-                   user: str, job: Job) -> None:
+                   user: str, job: Job, run_id: str, params: dict[str, Any]) -> None:
         acting_user.set(user)
         code = 1
         error: str | None = None
         try:
             async with open_pool(cfg, bus) as pool:
-                code = await job(cfg, pool, bus)
-        except FerrymanError as exc:
-            code, error = exc.exit_code, str(exc)
-            if exc.hint:
-                error += f" (hint: {exc.hint})"
+                try:
+                    code = await job(cfg, pool, bus)
+                except FerrymanError as exc:
+                    code, error = exc.exit_code, str(exc)
+                    if exc.hint:
+                        error += f" (hint: {exc.hint})"
+                except Exception as exc:  # the page must say it; the server must go on
+                    code, error = 1, f"{type(exc).__name__}: {exc}"
+                for env in envs:
+                    try:
+                        await audit.record(cfg, pool, env, audit.entry(
+                            user, bus.flow, params, code, run_id, error))
+                    except Exception as exc:
+                        bus.warn(f"the audit entry could not be written on {env}: {exc}")
         except asyncio.CancelledError:
-            code, error = exit_code_of(asyncio.CancelledError()), "stopped with the dashboard"
+            code, error = 1, "stopped with the dashboard"
             raise
-        except Exception as exc:  # the page must say it; the server must go on
+        except Exception as exc:  # opening or closing the pool
             code, error = 1, f"{type(exc).__name__}: {exc}"
         finally:
             bus.emit("run_end", exit_code=code, **({"error": error} if error else {}))
