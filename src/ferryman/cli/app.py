@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import check, config_cmd, data, demo, doctor, logs, release, restart, status
+from . import check, config_cmd, data, demo, doctor, logs, release, restart, status, web
 from .common import Options
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ def main_options(
 
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(demo.app, name="demo")
+app.add_typer(web.app, name="web")
 app.command()(status.status)
 app.command()(check.check)
 app.command()(logs.logs)

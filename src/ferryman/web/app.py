@@ -111,6 +111,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     def session(request: Request) -> auth.Session | None:
         found = state.sessions.get(request.cookies.get(auth.COOKIE))
+        if found is not None and not state.open_access:
+            # Users removed or given another role from the terminal: their sessions end.
+            now = state.store.get(found.user.name)
+            if now is None or now.role != found.user.role:
+                state.sessions.close(found.token)
+                found = None
         if found is not None:
             return found
         if state.open_access:
@@ -129,7 +135,8 @@ def create_app(settings: Settings) -> FastAPI:
             cfg, cfg_error = None, str(exc)
         response = templates.TemplateResponse(request, name, {
             "session": sess, "cfg": cfg, "config_error": cfg_error,
-            "open_access": state.open_access, "path": request.url.path, **ctx,
+            "open_access": state.open_access, "path": request.url.path, "status_code": status,
+            **ctx,
         }, status_code=status)
         if sess is not None and request.cookies.get(auth.COOKIE) != sess.token:
             response.set_cookie(auth.COOKIE, sess.token, **auth.cookie_args(secure=secure(request)))
