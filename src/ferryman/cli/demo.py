@@ -15,6 +15,7 @@ from ..lab import demo as lab_demo
 from ..lab.images import LabError
 from .common import err_console, execute, fail, make_bus, run_logged
 from .status import render
+from .web import DEFAULT_BIND, serve
 
 app = typer.Typer(help="The built-in demo on local test hosts.", invoke_without_command=True)
 
@@ -48,9 +49,12 @@ def demo(
     ctx: typer.Context,
     workdir: Path = typer.Option(WORKDIR, "--workdir", help="Where the demo keeps its files."),
     no_release: bool = typer.Option(False, "--no-release", help="Only start the hosts."),
+    web: bool = typer.Option(False, "--web", help="Start the hosts and serve the dashboard on "
+                             "them, to release from the browser."),
+    bind: str = typer.Option(DEFAULT_BIND, "--bind", help="With --web: HOST:PORT."),
 ) -> None:
     """Start TEST and PROD on the local Docker engine (v2 on TEST, v1 on PROD) and release
-    TEST to PROD, showing status before and after."""
+    TEST to PROD, showing status before and after; with --web, serve the dashboard instead."""
     if ctx.invoked_subcommand is not None:
         return
     err_console.print("starting two test hosts (the first run builds their image: ~2 min)")
@@ -61,6 +65,9 @@ def demo(
                    "the demo needs a local Docker engine, debootstrap and busybox-static: "
                    "scripts/engine installs them on Debian") from None
     err_console.print(f"demo config: {made.config}", highlight=False)
+    if web:
+        serve(made.config, bind, ready="open the ")
+        return
     if no_release:
         _show_status(made.config)
         return

@@ -126,14 +126,14 @@ def create_app(settings: Settings) -> FastAPI:
     def secure(request: Request) -> bool:
         return auth.is_secure(request, trust_proxy=settings.trust_proxy)
 
-    def render(request: Request, name: str, sess: auth.Session | None, status: int = 200,
+    def render(request: Request, template: str, sess: auth.Session | None, status: int = 200,
                **ctx: Any) -> HTMLResponse:
         try:
             cfg: Config | None = state.config()
             cfg_error = None
         except ConfigError as exc:
             cfg, cfg_error = None, str(exc)
-        response = templates.TemplateResponse(request, name, {
+        response = templates.TemplateResponse(request, template, {
             "session": sess, "cfg": cfg, "config_error": cfg_error,
             "open_access": state.open_access, "path": request.url.path, "status_code": status,
             **ctx,
