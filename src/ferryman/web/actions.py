@@ -33,6 +33,9 @@ class Action:
     job: Job
     plan: Plan | None = None  # a dry run; None: the action changes nothing worth planning
     notes: list[str] = field(default_factory=list)
+    # Environments with `confirm: true` want their name typed, unless the action only reads
+    # (verify, drill: nothing live is touched).
+    asks: bool = True
 
 
 def _env(cfg: Config, name: str, what: str = "environment") -> str:
@@ -152,7 +155,7 @@ def verify(cfg: Config, env: str, bid: str, drill: bool) -> Action:
 
     kind = "drill" if drill else "verify"
     return Action(f"{kind}", f"{kind} backup {bid} on {env}", [env],
-                  {"env": env, "id": bid, "drill": drill}, job=job)
+                  {"env": env, "id": bid, "drill": drill}, job=job, asks=False)
 
 
 def doctor_fix(cfg: Config, env: str) -> Action:

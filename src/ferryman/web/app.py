@@ -24,6 +24,7 @@ from ..errors import BadInput, FerrymanError, LockHeld
 from ..events import Collector, EventBus
 from ..hosts import open_pool
 from ..redact import Redactor
+from ..state import acting_user
 from . import actions, auth, overview, pages
 from .runs import KEEPALIVE, Launcher, RunStore
 from .runview import fold
@@ -317,15 +318,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     # -- planning and acting ------------------------------------------------------------------
 
-    async def plan_of(action: actions.Action) -> list[Any]:
+    async def plan_of(action: actions.Action, user: str) -> list[Any]:
         if action.plan is None:
             return []
         cfg = state.config()
         bus = EventBus(action.flow, Redactor(cfg.secrets))
         seen = Collector()
         bus.add(seen)
-        async with open_pool(cfg) as pool:
-            await action.plan(cfg, pool, bus)
+        said = acting_user.set(user)  # the plan shows the lock owner the run will be
+        try:
+            async with open_pool(cfg) as pool:
+                await action.plan(cfg, pool, bus)
+        finally:
+            acting_user.reset(said)
         return [{"event": e.kind, **e.data} for e in seen.events]
 
     def build(name: str, q: dict[str, Any]) -> actions.Action:
@@ -363,9 +368,9 @@ def create_app(settings: Settings) -> FastAPI:
         sess = reader(request)
         q = query(request)
         action = build(name, q)
-        events = await plan_of(action)
+        events = await plan_of(action, sess.user.name)
         cfg = state.config()
-        confirm = [e for e in action.envs if cfg.environments[e].policy.confirm]
+        confirm = [e for e in action.envs if cfg.environments[e].policy.confirm and action.asks]
         may = all(auth.may_act(sess.user.role, confirm_env=cfg.environments[e].policy.confirm)
                   for e in action.envs)
         return render(request, "plan.html", sess, action=action, name=name,
@@ -381,7 +386,7 @@ def create_app(settings: Settings) -> FastAPI:
         action = build(name, q)
         allowed(sess, action.envs)
         cfg = state.config()
-        for env in action.envs:
+        for env in action.envs if action.asks else []:
             if cfg.environments[env].policy.confirm and form.get("confirm", "").strip() != env:
                 raise BadInput(f"{env} asks for confirmation: type its name to go ahead")
         run_id = state.launcher.start(action.flow, action.envs, sess.user.name, action.params,
