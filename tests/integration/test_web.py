@@ -9,6 +9,7 @@ release shows up live; back up and verify from Data; a viewer's POST is refused.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -233,8 +235,12 @@ def test_roll_back_from_history(admin: object, site: Site) -> None:
     assert "ferryman-app:v1" in page.locator("#svc-web").inner_text()  # type: ignore[attr-defined]
 
 
-def test_a_cli_release_shows_up_live(admin: object, site: Site) -> None:
+def test_a_cli_release_shows_up_live(admin: object, browser: object, site: Site) -> None:
     page = admin
+    # A second tab stays on the overview: it must refresh itself when PROD changes.
+    overview = admin.context.new_page()  # type: ignore[attr-defined]
+    overview.goto(site.url + "/")
+    assert _drift(overview, "web") == "differs"
     before = set(site.runs.ids())
     cli = subprocess.Popen([sys.executable, "-m", "ferryman", "-c", str(site.demo.config),
                             "release", "test", "prod", "--yes"],
@@ -256,6 +262,8 @@ def test_a_cli_release_shows_up_live(admin: object, site: Site) -> None:
     assert done >= 5 and done == page.locator("#steps li").count()  # type: ignore[attr-defined]
     # Opened while the CLI was still at work, the page followed it to its end.
     assert finished_at_load == "no"
+    overview.wait_for_selector("#svc-web .badge.drift-same", timeout=25_000)
+    overview.close()
 
 
 def test_back_up_and_verify_from_the_data_page(admin: object, site: Site) -> None:
@@ -276,6 +284,11 @@ def test_back_up_and_verify_from_the_data_page(admin: object, site: Site) -> Non
     page.goto(site.url + "/data?env=prod")  # type: ignore[attr-defined]
     assert "verify ok" in page.locator("table.backups tbody tr").first.inner_text()  # type: ignore[attr-defined]
     site.shot(page, "06-data")
+    bid = page.locator("table.backups tbody tr").first.get_attribute("id")  # type: ignore[attr-defined]
+    got = page.request.get(f"{site.url}/data/prod/{bid}/download")  # type: ignore[attr-defined]
+    assert got.status == 200 and got.headers["content-type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(got.body())) as tar:
+        assert "./manifest.json" in tar.getnames()
     page.goto(site.url + "/")  # type: ignore[attr-defined]
     assert "old" in page.locator("#env-prod").inner_text()  # type: ignore[attr-defined]
 
@@ -310,6 +323,30 @@ def test_a_viewer_sees_no_buttons_and_a_forged_post_is_refused(browser: object,
     assert res.status == 403 and "may not change prod" in res.text()
     assert site.runs.ids() == runs and site.image("prod", "web") == prod_web
     page.context.close()  # type: ignore[attr-defined]
+
+
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')).filter(el =>
+    !(el.labels && el.labels.length) && !el.getAttribute('aria-label') &&
+    !(el.textContent || '').trim()).map(el => el.outerHTML)"""
+
+
+def test_every_control_has_a_label_and_the_keyboard_reaches_the_release(
+        admin: object, site: Site) -> None:
+    page = admin
+    for path in ("/", "/release", "/plan/release?from=test&to=prod", "/data?env=prod",
+                 "/history?env=prod", "/logs?env=test&service=api"):
+        page.goto(site.url + path)  # type: ignore[attr-defined]
+        assert page.evaluate(UNLABELLED) == [], path  # type: ignore[attr-defined]
+    page.goto(site.url + "/")  # type: ignore[attr-defined]
+    for _ in range(40):  # Tab through the page until the release link has the focus
+        page.keyboard.press("Tab")  # type: ignore[attr-defined]
+        if "Release test" in page.evaluate("document.activeElement.textContent"):  # type: ignore[attr-defined]
+            break
+    else:
+        raise AssertionError("the release link is not reachable with Tab")
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    page.wait_for_url(re.compile(r".*/release\?from=test&to=prod"))  # type: ignore[attr-defined]
 
 
 def test_at_phone_width_and_without_javascript(browser: object, site: Site) -> None:
