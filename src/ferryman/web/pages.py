@@ -106,7 +106,7 @@ def run_timeline(view: RunView) -> Any:
     for s in view.steps.values():
         if s.started is None:
             continue
-        status = s.status if s.status in ("ok", "failed", "undone", "running") else "ok"
+        status = {"undo-failed": "failed", "planned": "planned"}.get(s.status, s.status)
         spans.append(charts.Span(f"{s.n}/{s.m} {s.name}", s.started - start, s.duration,
                                  status))
     now = (view.ended or time.time()) - start if view.started else None
