@@ -174,10 +174,28 @@ def test_sign_in_and_see_test_and_prod_side_by_side(admin: object, site: Site) -
     site.shot(page, "01-overview-before")
 
 
+def test_doctor_finds_prods_config_naming_test_and_fixes_it(admin: object, site: Site) -> None:
+    page = admin
+    page.goto(site.url + "/doctor?env=prod")  # type: ignore[attr-defined]
+    bad = page.locator(".finding.fail", has_text="guards").inner_text()  # type: ignore[attr-defined]
+    assert "10.0.0.58" in bad and "safe" in bad
+    site.shot(page, "02-doctor-prod")
+    page.click("text=Apply 1 safe fix(es)")  # type: ignore[attr-defined]
+    assert "fix guards" in page.locator("#steps").inner_text()  # type: ignore[attr-defined]
+    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.click("#go")  # type: ignore[attr-defined]
+    _done(page, site)
+    page.goto(site.url + "/doctor?env=prod")  # type: ignore[attr-defined]
+    assert page.locator(".finding.fail", has_text="guards").count() == 0  # type: ignore[attr-defined]
+    config = site.demo.lab.sh(site.demo.hosts["prod"], "cat /opt/shop/app_config.json")
+    assert "10.0.0.57" in config and "10.0.0.58" not in config
+
+
 def test_release_test_to_prod_from_the_page_reloading_midway(admin: object, browser: object,
                                                              site: Site) -> None:
     page = admin
     test_web = site.image("test", "web")
+    page.goto(site.url + "/")  # type: ignore[attr-defined]
     page.click("text=Release test → prod")  # type: ignore[attr-defined]
     page.click("#see-plan")  # type: ignore[attr-defined]
     steps = page.locator("#steps > li")  # type: ignore[attr-defined]
@@ -186,7 +204,7 @@ def test_release_test_to_prod_from_the_page_reloading_midway(admin: object, brow
     assert "transfer images test-1 -> prod-1" in plan_text and "$ " in plan_text
     go = page.locator("#go")  # type: ignore[attr-defined]
     assert go.is_disabled()  # prod asks for its name
-    site.shot(page, "02-release-plan")
+    site.shot(page, "03-release-plan")
     page.fill("#confirm", "prod")  # type: ignore[attr-defined]
     go.click()
     page.wait_for_url(re.compile(r".*/runs/\d{8}-\d{6}-release-\d+-[0-9a-f]{6}$"))  # type: ignore[attr-defined]
@@ -207,7 +225,7 @@ def test_release_test_to_prod_from_the_page_reloading_midway(admin: object, brow
     assert page.locator("#steps li.ok").count() == page.locator("#steps li").count()  # type: ignore[attr-defined]
     assert watcher.locator("#steps li.ok").count() == page.locator("#steps li").count()
     assert "by ada" in page.locator("#run-head").inner_text()  # type: ignore[attr-defined]
-    site.shot(page, "03-release-run")
+    site.shot(page, "04-release-run")
     watcher.context.close()
     # PROD now runs TEST's very image, and the overview says so.
     assert site.image("prod", "web") == test_web
@@ -215,7 +233,7 @@ def test_release_test_to_prod_from_the_page_reloading_midway(admin: object, brow
     assert _drift(page, "web") == "same" and _drift(page, "api") == "same"
     last = page.locator("#env-prod").inner_text()  # type: ignore[attr-defined]
     assert "release" in last and "ada" in last
-    site.shot(page, "04-overview-after")
+    site.shot(page, "05-overview-after")
 
 
 def test_roll_back_from_history(admin: object, site: Site) -> None:
@@ -224,7 +242,7 @@ def test_roll_back_from_history(admin: object, site: Site) -> None:
     assert page.locator("table.history tbody tr").count() == 1  # type: ignore[attr-defined]
     trail = page.locator("table.audit").inner_text()  # type: ignore[attr-defined]
     assert "ada" in trail and "release" in trail and "ok" in trail
-    site.shot(page, "05-history")
+    site.shot(page, "06-history")
     page.locator("table.history a.button", has_text="Roll back").first.click()  # type: ignore[attr-defined]
     assert "roll back prod" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
     page.fill("#confirm", "prod")  # type: ignore[attr-defined]
@@ -283,7 +301,7 @@ def test_back_up_and_verify_from_the_data_page(admin: object, site: Site) -> Non
     _done(page, site)
     page.goto(site.url + "/data?env=prod")  # type: ignore[attr-defined]
     assert "verify ok" in page.locator("table.backups tbody tr").first.inner_text()  # type: ignore[attr-defined]
-    site.shot(page, "06-data")
+    site.shot(page, "07-data")
     bid = page.locator("table.backups tbody tr").first.get_attribute("id")  # type: ignore[attr-defined]
     got = page.request.get(f"{site.url}/data/prod/{bid}/download")  # type: ignore[attr-defined]
     assert got.status == 200 and got.headers["content-type"] == "application/x-tar"
@@ -297,7 +315,8 @@ def test_doctor_and_logs_pages(admin: object, site: Site) -> None:
     page = admin
     page.goto(site.url + "/doctor?env=test")  # type: ignore[attr-defined]
     assert page.locator(".finding").count() > 3  # type: ignore[attr-defined]
-    site.shot(page, "07-doctor")
+    assert page.locator(".finding.fail").count() == 0  # type: ignore[attr-defined]
+    site.shot(page, "08-doctor-test")
     # busybox httpd logs nothing: write into the container's log through its PID 1's stdout.
     say = "docker exec web sh -c 'echo {} > /proc/1/fd/1'"
     site.demo.lab.sh(site.demo.hosts["prod"], say.format("first-line-for-the-page"))
@@ -307,7 +326,7 @@ def test_doctor_and_logs_pages(admin: object, site: Site) -> None:
     time.sleep(1)  # the follow stream attaches
     site.demo.lab.sh(site.demo.hosts["prod"], say.format("a-line-while-following"))
     page.wait_for_selector("#log-lines >> text=a-line-while-following")  # type: ignore[attr-defined]
-    site.shot(page, "08-logs")
+    site.shot(page, "09-logs")
     page.click("#follow")  # type: ignore[attr-defined]
 
 
@@ -353,7 +372,7 @@ def test_at_phone_width_and_without_javascript(browser: object, site: Site) -> N
     phone = _page(browser, site, "ada", viewport={"width": 390, "height": 844})
     width = phone.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= 392, f"the overview is {width}px wide at 390"
-    site.shot(phone, "09-overview-phone")
+    site.shot(phone, "10-overview-phone")
     phone.context.close()  # type: ignore[attr-defined]
     plain = _page(browser, site, "vera", java_script_enabled=False)
     assert "ferryman-app" in plain.locator("#svc-web").inner_text()  # type: ignore[attr-defined]

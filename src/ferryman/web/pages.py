@@ -19,6 +19,7 @@ from jinja2 import Environment, Template
 from starlette.responses import StreamingResponse
 
 from ..checks import examine
+from ..checks.findings import SEVERITY
 from ..cli.common import human_bytes
 from ..config import Config
 from ..data import archive as ar
@@ -84,9 +85,14 @@ def _params(params: dict[str, Any] | None) -> str:
                     for k, v in params.items())
 
 
+def _worst_first(findings: list[Any]) -> list[Any]:
+    """Doctor findings with the failures on top, each check's own order kept."""
+    return sorted(findings, key=lambda f: -SEVERITY[f.status])
+
+
 def register_filters(env: Environment) -> None:
     env.filters.update(bytes=human_bytes, seconds=_seconds, clock=_when, iso=_iso, age=age,
-                       params=_params)
+                       params=_params, worst_first=_worst_first)
 
 
 def form_fields(q: dict[str, Any]) -> list[tuple[str, str]]:
