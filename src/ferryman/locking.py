@@ -69,14 +69,14 @@ class Held:
         if self.owner is None:
             return "its owner file is unreadable" if self.age > STALE_AFTER else None
         if (self.owner.machine == socket.gethostname() and self.owner.pid
-                and not _pid_alive(self.owner.pid)):
+                and not pid_alive(self.owner.pid)):
             return f"process {self.owner.pid} on {self.owner.machine} is gone"
         if self.age > STALE_AFTER:
             return f"no heartbeat for {self.age:.0f}s"
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from ferryman.cli.common import log_dir
 from ferryman.config import load_config
 from ferryman.lab.demo import Demo, down, up
 from ferryman.web.auth import Role, UserStore, users_path_for
-from ferryman.web.pages import log_dir
 from ferryman.web.runs import RunStore
 
 pytestmark = pytest.mark.integration

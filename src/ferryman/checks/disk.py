@@ -8,21 +8,13 @@ from typing import Any
 
 from ..docker import commands as dc
 from ..transport import Result
+from ..units import human_bytes
 from . import commands as cc
 from .context import HostContext
 from .findings import Evidence, Finding, Fix, fail, ok, warn
 
 NAME = "disk"
 FULL_PERCENT = 90
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
 
 
 def judge(what: str, path: str, df: tuple[int, int] | None, need: int | None,

@@ -25,9 +25,11 @@ from ..events import EventBus
 from ..logfiles import LogFiles
 from ..redact import Redactor
 from ..transport import CommandFailed
+from ..units import human_bytes
 from ..view import TerminalView
 
 T = TypeVar("T")
+__all__ = ["human_bytes"]  # the CLI modules take it from here
 err_console = Console(stderr=True)
 out_console = Console()
 
@@ -119,17 +121,6 @@ def exit_with(code: int) -> None:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def confirm(cfg: Config, env: str, what: str, yes: bool) -> None:

@@ -9,7 +9,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.responses import StreamingResponse
 
+from ..cli.common import log_dir
 from ..config import Config, ConfigError, load_config
 from ..errors import BadInput, FerrymanError, LockHeld
 from ..events import Collector, EventBus
@@ -44,7 +45,6 @@ class Settings:
     loopback: bool = True  # bound to a loopback address
     trust_proxy: bool = False  # X-Forwarded-Proto/Host are the truth (behind a proxy)
     host_timeout: float = overview.HOST_TIMEOUT
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Denied(Exception):
@@ -64,7 +64,7 @@ class State:
         self._cfg: Config | None = None
         self._mtime = 0.0
         cfg = self.config()
-        self.runs = RunStore(pages.log_dir(cfg))
+        self.runs = RunStore(log_dir(cfg))
         self.launcher = Launcher(self.runs.folder, self.config)
 
     def config(self) -> Config:
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise Denied(401, "sign in first")
         return sess
 
-    async def actor(request: Request, envs: list[str]) -> tuple[auth.Session, dict[str, str]]:
+    async def actor(request: Request) -> tuple[auth.Session, dict[str, str]]:
         """The checks of every POST, before its form is looked at."""
         sess = session(request)
         if sess is None:
@@ -232,7 +232,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        sess, _ = await actor(request, [])
+        sess, _ = await actor(request)
         state.sessions.close(sess.token)
         response = RedirectResponse("/login", 303)
         response.delete_cookie(auth.COOKIE, path="/")
@@ -380,7 +380,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/act/{name}")
     async def act(request: Request, name: str) -> Response:
-        sess, form = await actor(request, [])
+        sess, form = await actor(request)
         q: dict[str, Any] = dict(form)
         q["services"] = (await request.form()).getlist("services")
         action = build(name, q)
@@ -393,7 +393,7 @@ def create_app(settings: Settings) -> FastAPI:
                                       action.job)
         return RedirectResponse(f"/runs/{run_id}", 303)
 
-    pages.register(app, state, templates, render, reader, actor, allowed)
+    pages.register(app, state, render, reader, allowed)
     return app
 
 

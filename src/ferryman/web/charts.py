@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
+from .. import units
+
 MAX_RELEASES = 50
 ROW_HEIGHT = 18
 
@@ -105,12 +107,7 @@ def human_duration(seconds: float) -> str:
 
 def human_bytes(n: int) -> str:
     """1024-based with one decimal, like the CLI's sizes."""
-    size = _finite(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
+    return units.human_bytes(_finite(n))
 
 
 def _stamp(when: datetime) -> str:

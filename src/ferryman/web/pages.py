@@ -10,7 +10,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +19,6 @@ from starlette.responses import StreamingResponse
 
 from ..checks import examine
 from ..checks.findings import SEVERITY
-from ..cli.common import human_bytes
 from ..config import Config
 from ..data import archive as ar
 from ..errors import BadInput
@@ -28,19 +26,13 @@ from ..flows import data as data_flow
 from ..flows import history as hist
 from ..flows import logs as logs_flow
 from ..hosts import Placement, open_pool
+from ..units import human_bytes
 from . import audit, charts
 from .overview import age
 from .runview import RunView
 
 if TYPE_CHECKING:
     from .app import State
-
-
-def log_dir(cfg: Config) -> Path:
-    path = Path(cfg.log_dir).expanduser()
-    if not path.is_absolute():
-        path = Path(cfg.source).resolve().parent / path
-    return path
 
 
 def local_user() -> str:
@@ -148,34 +140,32 @@ def _env_arg(cfg: Config, env: str | None) -> str:
     return env
 
 
+def _parsed(iso: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:  # a record from elsewhere with a time we cannot read: left out
+        return None
+
+
 def _release_points(records: list[Any]) -> list[charts.ReleasePoint]:
-    out = []
-    for r in records:
-        try:
-            when = datetime.fromisoformat(r.when.replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        out.append(charts.ReleasePoint(when, r.duration, r.result, r.kind, r.id, f"#{r.id}"))
-    return out
+    return [charts.ReleasePoint(when, r.duration, r.result, r.kind, r.id, f"#{r.id}")
+            for r in records if (when := _parsed(r.when))]
 
 
 def _backup_points(found: list[ar.Manifest], checks: dict[str, dict[str, Any]]
                    ) -> list[charts.BackupPoint]:
     out = []
     for m in found:
-        try:
-            when = datetime.fromisoformat(m.created.replace("Z", "+00:00"))
-        except ValueError:
+        if (when := _parsed(m.created)) is None:
             continue
         c = checks.get(m.id)
-        out.append(charts.BackupPoint(when, m.total_bytes,
-                                      None if c is None else bool(c.get("ok")), m.id,
-                                      f"#{m.id}"))
+        verified = None if c is None else bool(c.get("ok"))
+        out.append(charts.BackupPoint(when, m.total_bytes, verified, m.id, f"#{m.id}"))
     return out
 
 
-def register(app: FastAPI, state: State, templates: Any, render: Callable[..., HTMLResponse],
-             reader: Callable[[Request], Any], actor: Any, allowed: Any) -> None:
+def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
+             reader: Callable[[Request], Any], allowed: Callable[[Any, list[str]], None]) -> None:
 
     @app.get("/history", response_class=HTMLResponse)
     async def history(request: Request, env: str | None = None) -> Response:

@@ -23,6 +23,7 @@ from ..config import Config
 from ..errors import BadInput, FerrymanError, LockHeld
 from ..events import EventBus
 from ..hosts import HostPool, open_pool
+from ..locking import pid_alive
 from ..logfiles import LogFiles, run_name
 from ..redact import Redactor
 from ..state import acting_user
@@ -45,15 +46,7 @@ def _pid_of(run_id: str) -> int:
 def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
 
 
 def parse_lines(text: str) -> list[dict[str, Any]]:

@@ -104,9 +104,9 @@ class RunView:
 
     @property
     def duration(self) -> float | None:
-        if self.started is None:
+        if self.started is None or self.ended is None:
             return None
-        return (self.ended or self.started) - self.started if self.ended else None
+        return self.ended - self.started
 
     def apply(self, rec: dict[str, Any]) -> set[str]:
         """Folds one log line in; returns the parts of the page it changed."""
