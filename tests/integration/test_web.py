@@ -284,7 +284,7 @@ def test_a_cli_release_shows_up_live(admin: object, browser: object, site: Site)
     overview.close()
 
 
-def test_back_up_and_verify_from_the_data_page(admin: object, site: Site) -> None:
+def test_back_up_verify_download_and_restore_from_the_data_page(admin: object, site: Site) -> None:
     page = admin
     page.goto(site.url + "/data?env=prod")  # type: ignore[attr-defined]
     page.click("text=Back up prod now")  # type: ignore[attr-defined]
@@ -307,6 +307,17 @@ def test_back_up_and_verify_from_the_data_page(admin: object, site: Site) -> Non
     assert got.status == 200 and got.headers["content-type"] == "application/x-tar"
     with tarfile.open(fileobj=io.BytesIO(got.body())) as tar:
         assert "./manifest.json" in tar.getnames()
+    # Restore it: the plan first, then PROD's name typed.
+    config_before = site.demo.lab.sh(site.demo.hosts["prod"], "cat /opt/shop/app_config.json")
+    site.demo.lab.sh(site.demo.hosts["prod"], "echo scribbled > /opt/shop/scratch.txt")
+    page.locator("table.backups tbody tr").first.locator("text=Restore…").click()  # type: ignore[attr-defined]
+    plan = page.locator("main").inner_text()  # type: ignore[attr-defined]
+    assert "safety backup is taken first" in plan and "swap" in plan
+    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.click("#go")  # type: ignore[attr-defined]
+    _done(page, site)
+    after = site.demo.lab.sh(site.demo.hosts["prod"], "ls /opt/shop; cat /opt/shop/app_config.json")
+    assert "scratch.txt" not in after and config_before.strip() in after
     page.goto(site.url + "/")  # type: ignore[attr-defined]
     assert "old" in page.locator("#env-prod").inner_text()  # type: ignore[attr-defined]
 

@@ -266,3 +266,26 @@ def test_a_bind_reachable_from_other_machines_needs_users(config: Path) -> None:
     res = CliRunner().invoke(cli, ["-c", str(config), "web", "--bind", "0.0.0.0:8799"])
     assert res.exit_code == 2
     assert "has no users" in res.output and "web user add" in res.output
+
+
+def test_signing_out_ends_the_session(config: Path) -> None:
+    _add(config, "ada", Role.ADMIN)
+    with _client(config) as client:
+        assert _login(client, "ada") == 303
+        token = _csrf(client)
+        res = client.post("/logout", data={"csrf": token}, headers={"Origin": BASE})
+        assert res.status_code == 303 and res.headers["location"] == "/login"
+        assert client.get("/runs").status_code == 303  # back to the sign-in page
+        # The old cookie, replayed, opens nothing either.
+        client.cookies.set("ferryman_session", token)
+        assert client.get("/runs").status_code == 303
+
+
+def test_a_user_removed_from_the_terminal_is_signed_out(config: Path) -> None:
+    _add(config, "otto", Role.OPERATOR)
+    _add(config, "ada", Role.ADMIN)
+    with _client(config) as client:
+        assert _login(client, "otto") == 303
+        assert client.get("/runs").status_code == 200
+        UserStore(users_path_for(config)).remove("otto")
+        assert client.get("/runs").status_code == 303

@@ -88,3 +88,22 @@ def test_run_ids_are_checked_before_any_path_is_built(tmp_path: Path) -> None:
             assert "not a run id" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_following_a_run_replays_from_the_line_asked_for_and_ends(tmp_path: Path) -> None:
+    import asyncio
+    import shutil
+
+    shutil.copy(DATA / f"{OK}.jsonl", tmp_path)
+    store = RunStore(tmp_path)
+    total = len(records(OK))
+
+    async def collect(start: int) -> list[tuple[int, set[str]]]:
+        return [(n, changed) async for n, _, changed in store.follow(OK, start)]
+
+    everything = asyncio.run(collect(0))
+    assert [n for n, _ in everything[:-1]] == list(range(1, total + 1))
+    assert everything[-1] == (total, {"end"})
+    # A browser that saw 40 lines (Last-Event-ID: 40) gets the rest, then the end.
+    rest = asyncio.run(collect(40))
+    assert [n for n, _ in rest[:-1]] == list(range(41, total + 1))

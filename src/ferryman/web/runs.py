@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from .runview import RunView, fold
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[a-z][a-z-]*-\d+(-[0-9a-f]{6})?$")
 POLL = 0.25  # seconds between two looks at a followed log file
 KEEPALIVE = 15.0
+QUIET = 5.0  # seconds without a new line after which an ended CLI run is left
 
 # What a dashboard action runs: the flow against a fresh pool, its exit code back.
 Job = Callable[[Config, HostPool, EventBus], Awaitable[int]]
@@ -121,6 +123,7 @@ class RunStore:
         offset = 0
         pending = b""
         n = 0
+        grown = time.monotonic()
         while True:
             with path.open("rb") as f:
                 f.seek(offset)
@@ -137,7 +140,12 @@ class RunStore:
                 n += 1
                 if n > start:
                     yield n, view, changed
-            if view.finished or not _alive(_pid_of(run_id)):
+            if chunk:
+                grown = time.monotonic()
+            # A dashboard run ends at run_end; a CLI run's process may still say a word after
+            # its flow_end (the record): follow it until it exits or goes quiet.
+            quiet = time.monotonic() - grown > QUIET
+            if (view.finished and (view.wrapped or quiet)) or not _alive(_pid_of(run_id)):
                 settle(view)
                 yield n, view, {"end"}
                 return
