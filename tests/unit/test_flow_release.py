@@ -15,6 +15,7 @@ import pytest
 from fakehost import ANY, REST, Capture, Reply, ScriptedHost, ScriptedHosts
 
 from ferryman.docker import images as di
+from ferryman.docker import layers as dl
 from ferryman.errors import BadInput
 from ferryman.events import Collector, EventBus
 from ferryman.flows import release
@@ -35,9 +36,19 @@ V1 = Capture.load("after_release").stdout("prod-1", [*ID_OF, "ferryman-app:v1"])
 # What planning may run: reads only.
 READS = [[*INSPECT, REST], ["docker", "image", "inspect", REST], ["cat", REST],
          ["sh", "-c", ANY, "ferryman-files", REST], ["docker", "compose", "version", "--short"],
-         ["docker-compose", "version", "--short"], di.compressors()]
+         ["docker-compose", "version", "--short"], di.compressors(), dl.host_facts(),
+         dl.all_layers()]
 # What `compressors` prints on the test hosts (Debian with zstd and gzip installed).
 TOOLS = Reply(0, "zstd\ngzip\n")
+# What the layer-aware transfer reads: a Docker 20.10 with GNU tar, and the layers TO holds
+# (none in common with FROM's images: the captured images were made apart).
+FACTS = Reply(0, 'server 20.10.24+dfsg1\nstatus [["Backing Filesystem","extfs"]]\n'
+              "tar (GNU tar) 1.34\n")
+
+
+def script_transfer_reads(hosts: ScriptedHosts) -> None:
+    for label in ("test-1", "test-2", "prod-1", "prod-2"):
+        hosts[label].on(dl.host_facts(), FACTS).on(dl.all_layers(), Reply(0, ""))
 
 
 def only_reads(host: ScriptedHost) -> list[list[str]]:
@@ -55,6 +66,7 @@ def plan(cfg: Any, hosts: ScriptedHosts, src: str = "test", dst: str = "prod",
     bus.add(seen)
     for label in ("test-1", "test-2", "prod-1", "prod-2"):  # compression is chosen at plan
         hosts[label].on(di.compressors(), TOOLS)
+    script_transfer_reads(hosts)
     made = asyncio.run(release.plan_release(cfg, hosts.pool(cfg), src, dst, [], bus,
                                             transfer=transfer))
     return made, seen
@@ -379,6 +391,7 @@ def test_the_dry_run_shows_the_transfer_it_will_run(hosts: ScriptedHosts, make_c
 
 def plan_with_tools(cfg: Any, hosts: ScriptedHosts) -> tuple[release.Plan, Collector]:
     """Plans without scripting the compressors again (the test set them)."""
+    script_transfer_reads(hosts)
     bus = EventBus("release")
     seen = Collector()
     bus.add(seen)

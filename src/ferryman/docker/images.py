@@ -13,6 +13,16 @@ _SAVE = (
     'if [ "$s" != 0 ] || [ "$z" != 0 ]; then '
     'echo "docker save exit $s, compressor exit $z" >&2; exit 1; fi'
 )
+# The same, with members dropped from the tar on the source (GNU tar), named one a line in $2.
+_SAVE_FILTERED = (
+    'st=$(mktemp) && ft=$(mktemp) && names=$(mktemp) || exit 1; c="$1"; '
+    'printf "%s\\n" "$2" > "$names"; shift 2; '
+    '{ docker save "$@"; echo $? > "$st"; } | '
+    '{ tar -f - --delete -T "$names"; echo $? > "$ft"; } | $c; z=$?; '
+    's=$(cat "$st"); f=$(cat "$ft"); rm -f "$st" "$ft" "$names"; '
+    'if [ "$s" != 0 ] || [ "$f" != 0 ] || [ "$z" != 0 ]; then '
+    'echo "docker save exit $s, tar filter exit $f, compressor exit $z" >&2; exit 1; fi'
+)
 _LOAD = (
     'st=$(mktemp) || exit 1; '
     '{ $1; echo $? > "$st"; } | docker load; l=$?; d=$(cat "$st"); rm -f "$st"; '
@@ -36,6 +46,12 @@ def pick_compression(src_tools: set[str], dst_tools: set[str]) -> str:
 
 def save(refs: list[str], compression: str) -> list[str]:
     return ["sh", "-c", _SAVE, "ferryman-save", COMPRESS[compression], *refs]
+
+
+def save_without(refs: list[str], compression: str, members: list[str]) -> list[str]:
+    """docker save, leaving out the tar members the target does not need."""
+    return ["sh", "-c", _SAVE_FILTERED, "ferryman-save", COMPRESS[compression],
+            "\n".join(members), *refs]
 
 
 def load(compression: str) -> list[str]:

@@ -32,7 +32,7 @@ from . import recreate as rc
 from .guards import guard_steps
 from .history import prune_kept, record_release
 from .lock import env_lock
-from .transfer import ImageToSend, Prepared, StreamTransfer, Transfer
+from .transfer import ImageToSend, LayerTransfer, Prepared, Transfer
 
 
 @dataclass
@@ -176,7 +176,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
     plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources)
-    transfer = transfer or StreamTransfer()
+    transfer = transfer or LayerTransfer()
     targets = pool.placements(dst_env, list(sources))
     groups = list(by_host(targets))
     found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
@@ -230,7 +230,8 @@ async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: l
         if had.get(ref) == src.facts.image_id or (ref == src.facts.image_id and ref in had_ids):
             plan.notes.append(f"{host_label} already has {ref}")
             continue
-        img = ImageToSend(ref, src.facts.image_id, int(src.image.get("Size") or 0))
+        img = ImageToSend(ref, src.facts.image_id, int(src.image.get("Size") or 0),
+                          list((src.image.get("RootFS") or {}).get("Layers") or []))
         need.setdefault(src.host, []).append(img)
     steps = []
     for src_host, images in need.items():
@@ -238,6 +239,10 @@ async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: l
         before = {i.ref: had.get(i.ref) for i in images}
 
         prepared = await transfer.prepare(src, dst, images)
+        if prepared.whole_because:
+            plan.notes.append(f"whole images to {host_label}: {prepared.whole_because}")
+        layers = ({"left_out": f"{prepared.skip.layers} layer(s) {host_label} has"}
+                  if prepared.skip else {})
 
         async def run(prepared: Prepared = prepared) -> str:
             sent = await transfer.send(prepared, bus)
@@ -248,7 +253,8 @@ async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: l
         steps.append(Step(
             f"transfer images {src_host} -> {host_label}", run, bound(ctx, data), undo_data=data,
             params={"images": {i.ref: i.image_id for i in images},
-                    "bytes": sum(i.size for i in images), "compression": prepared.compression},
+                    "bytes": sum(i.size for i in images), "compression": prepared.compression,
+                    **layers},
             host=host_label, commands=prepared.lines(), undo_if_failed=True))
     return steps
 

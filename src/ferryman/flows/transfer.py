@@ -1,17 +1,20 @@
 """Moving images from one host to another with no registry and nothing on the operator's disk.
 
 `StreamTransfer` streams `docker save` on the source into `docker load` on the target through
-the operator's process (the `scp -3` way), compressed when both ends can. It is one
-implementation of `Transfer`, so a layer-aware transfer can replace it without touching flows.
+the operator's process (the `scp -3` way), compressed when both ends can. `LayerTransfer` (the
+default) does the same but leaves on the source the layers the target already holds
+(docker/layers.py), and falls back to the whole image where a partial load cannot work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..docker import images as di
+from ..docker import layers as dl
 from ..errors import Mismatch
 from ..events import EventBus
 from ..transport import CommandFailed, Host, pipe
@@ -23,6 +26,7 @@ class ImageToSend:
     ref: str  # what is saved, and what the target is tagged with
     image_id: str
     size: int  # uncompressed, from `docker image inspect`
+    diff_ids: list[str] = field(default_factory=list)  # RootFS.Layers, base first
 
 
 @dataclass
@@ -48,10 +52,19 @@ class Prepared:
     compression: str
     source_argv: list[str]
     sink_argv: list[str]
+    skip: dl.Skip | None = None  # layers left on the source (None: the whole images)
+    whole_because: str | None = None  # why every layer is sent, when layers could be shared
 
     def lines(self) -> list[str]:
-        return [f"{self.src.label}: {short_command(self.source_argv)}",
-                f"  | {self.dst.label}: {short_command(self.sink_argv)}"]
+        out = [f"{self.src.label}: {short_command(self.source_argv)}",
+               f"  | {self.dst.label}: {short_command(self.sink_argv)}"]
+        if self.skip is not None:
+            out.append(f"  (leaves out {self.skip.layers} layer(s) {self.dst.label} has: "
+                       + " ".join(self.skip.members) + ")")
+        return out
+
+    def whole(self) -> list[str]:
+        return di.save([i.ref for i in self.images], self.compression)
 
 
 class Transfer(Protocol):
@@ -98,6 +111,16 @@ class StreamTransfer:
 
         t0 = time.monotonic()
         res = await pipe(src, p.source_argv, dst, p.sink_argv, on_progress=progress)
+        wire = res.bytes
+        if p.skip is not None and not (res.source.ok and res.sink.ok):
+            # The target lost a layer since the plan (an image removed), or the filter could
+            # not work: send the whole images, once.
+            failed = res.sink if res.source.ok else res.source
+            said = (failed.stderr or failed.stdout).strip().splitlines() or ["?"]
+            bus.warn(f"sending only the missing layers to {dst.label} failed ({said[-1]}): "
+                     "sending the whole images")
+            res = await pipe(src, p.whole(), dst, p.sink_argv, on_progress=progress)
+            wire += res.bytes
         bus.emit("progress", task=task, description=desc, completed=total, total=total,
                  done=True)
         if not res.source.ok:
@@ -106,7 +129,50 @@ class StreamTransfer:
             raise CommandFailed(res.sink, f"docker load on {dst.label} failed")
         await verify(dst, images)
         seconds = time.monotonic() - t0
-        bus.info(f"sent {len(images)} image(s) {src.label} -> {dst.label}: {res.bytes} bytes on "
-                 f"the wire ({compression}) for {total} bytes of images in {seconds:.1f}s",
-                 wire_bytes=res.bytes, image_bytes=total, compression=compression)
-        return Sent(res.bytes, compression, seconds)
+        left = (f", {p.skip.layers} layer(s) {dst.label} had left out" if p.skip else "")
+        bus.info(f"sent {len(images)} image(s) {src.label} -> {dst.label}: {wire} bytes on "
+                 f"the wire ({compression}) for {total} bytes of images{left} in "
+                 f"{seconds:.1f}s", wire_bytes=wire, image_bytes=total, compression=compression)
+        return Sent(wire, compression, seconds)
+
+
+class LayerTransfer(StreamTransfer):
+    """Sends only the layers the target lacks, where both ends allow it."""
+
+    async def prepare(self, src: Host, dst: Host, images: list[ImageToSend]) -> Prepared:
+        (src_tools, dst_tools, src_facts, dst_facts, have) = await asyncio.gather(
+            tools(src), tools(dst), src.run(dl.host_facts(), timeout=30),
+            dst.run(dl.host_facts(), timeout=30), dst.run(dl.all_layers(), timeout=120))
+        compression = di.pick_compression(src_tools, dst_tools)
+        p = Prepared(src, dst, images, compression, di.save([i.ref for i in images],
+                                                            compression), di.load(compression))
+        held = dl.parse_all_layers(have.stdout) if have.ok else set()
+        sf, df = dl.parse_host_facts(src_facts.stdout), dl.parse_host_facts(dst_facts.stdout)
+        diffs = [i.diff_ids for i in images]
+        shared, _ = dl.skippable(diffs, held)
+        if not shared or not all(diffs):
+            return p  # nothing in common: the whole images, nothing to explain
+        if df.containerd_store:
+            p.whole_because = (f"{dst.label} uses the containerd image store, where a partial "
+                               "load fails")
+        elif not sf.gnu_tar:
+            p.whole_because = f"{src.label} has no GNU tar to leave layers out of the stream"
+        if p.whole_because:
+            return p
+        if sf.oci_save:
+            p.skip = dl.oci_skip(diffs, held)
+        else:
+            refs = [i.ref for i in images]
+            manifest = await src.run(dl.legacy_manifest(refs), timeout=600)
+            try:
+                p.skip = dl.legacy_skip(diffs, held, manifest.stdout) if manifest.ok else None
+            except ValueError as exc:
+                p.whole_because = f"the tar of {src.label} is not as expected ({exc})"
+            if manifest.ok is False:
+                p.whole_because = f"{src.label} could not list its tar's layers"
+        if p.skip is not None and p.skip.members:
+            p.source_argv = di.save_without([i.ref for i in images], compression,
+                                            p.skip.members)
+        else:
+            p.skip = None
+        return p

@@ -1,0 +1,140 @@
+"""Which layers of an image a target already holds, and which members of a `docker save` tar
+can then stay on the source.
+
+`docker load` on the classic image store skips every layer whose ChainID it already has and
+never opens that layer's file: a tar without those files loads when the target holds them.
+ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
+
+Tar member names: Docker >= 25 writes an OCI layout whose layers are `blobs/sha256/<DiffID>`
+(uncompressed, so their digest is the DiffID); earlier versions write `<v1id>/layer.tar`, named
+only by the tar's own manifest.json, whose `Layers` follow the config's DiffIDs in order. A layer
+repeated in one image is a symlink to its first copy there: a file is left out only when no
+kept member can need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+# Lists every image id on the host and, in the same round trip, the DiffIDs of each.
+_ALL = ('ids=$(docker image ls -qa --no-trunc | sort -u); [ -n "$ids" ] || exit 0; '
+        'docker image inspect --format "{{json .RootFS.Layers}}" $ids')
+# The image store and the tools the filter needs: `docker info`'s driver status names the
+# containerd snapshotter when that store is in use; GNU tar can delete members from a stream.
+_FACTS = ('docker version --format "server {{.Server.Version}}" 2>/dev/null; '
+          'docker info --format "status {{json .DriverStatus}}" 2>/dev/null; '
+          'tar --version 2>/dev/null | head -n 1; exit 0')
+# A legacy (Docker < 25) tar's own manifest.json: the only place its layer paths are named.
+_MANIFEST = 'docker save "$@" | tar -xOf - manifest.json'
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for diff in diff_ids:
+        if not out:
+            out.append(diff)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
+    return out
+
+
+def all_layers() -> list[str]:
+    return ["sh", "-c", _ALL, "ferryman-layers"]
+
+
+def parse_all_layers(stdout: str) -> set[str]:
+    """The ChainIDs of every image on the host."""
+    have: set[str] = set()
+    for line in stdout.splitlines():
+        try:
+            diffs = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(diffs, list):
+            have.update(chain_ids([str(d) for d in diffs]))
+    return have
+
+
+def host_facts() -> list[str]:
+    return ["sh", "-c", _FACTS, "ferryman-store"]
+
+
+@dataclass
+class HostFacts:
+    docker: str = ""
+    containerd_store: bool = False
+    gnu_tar: bool = False
+
+    @property
+    def oci_save(self) -> bool:
+        """`docker save` writes the OCI layout from Docker 25 on."""
+        try:
+            return int(self.docker.split(".")[0]) >= 25
+        except ValueError:
+            return False
+
+
+def parse_host_facts(stdout: str) -> HostFacts:
+    out = HostFacts()
+    for line in stdout.splitlines():
+        if line.startswith("server "):
+            out.docker = line.split(" ", 1)[1].strip()
+        elif line.startswith("status "):
+            out.containerd_store = "io.containerd.snapshotter" in line
+        elif "GNU tar" in line:
+            out.gnu_tar = True
+    return out
+
+
+def legacy_manifest(refs: list[str]) -> list[str]:
+    return ["sh", "-c", _MANIFEST, "ferryman-manifest", *refs]
+
+
+@dataclass
+class Skip:
+    """What a tar may leave out: its member names, and how many layers that is."""
+
+    members: list[str] = field(default_factory=list)
+    layers: int = 0
+    kept: int = 0
+
+
+def skippable(images: Iterable[Sequence[str]], have: set[str]) -> tuple[set[str], set[str]]:
+    """(DiffIDs every image can do without, DiffIDs some image needs), over all images sent
+    in one tar: a layer is left out only when no image needs it."""
+    skip: set[str] = set()
+    need: set[str] = set()
+    for diffs in images:
+        for diff, chain in zip(diffs, chain_ids(diffs), strict=True):
+            (skip if chain in have else need).add(diff)
+    return skip - need, need
+
+
+def oci_skip(images: Iterable[Sequence[str]], have: set[str]) -> Skip:
+    skip, need = skippable(list(images), have)
+    return Skip(sorted(f"blobs/sha256/{d.split(':', 1)[1]}" for d in skip), len(skip),
+                len(need))
+
+
+def legacy_skip(images: Iterable[Sequence[str]], have: set[str], manifest: str) -> Skip:
+    """Member paths from the tar's manifest.json, paired with each image's DiffIDs in order.
+    A path is left out only when every DiffID it carries is skippable (a repeated layer's
+    later copies link to the first)."""
+    listed = json.loads(manifest)
+    diffs_of = list(images)
+    if len(listed) != len(diffs_of):
+        raise ValueError(f"manifest.json lists {len(listed)} images, {len(diffs_of)} were saved")
+    skip, need = skippable(diffs_of, have)
+    carries: dict[str, set[str]] = {}
+    for entry, diffs in zip(listed, diffs_of, strict=True):
+        paths = entry.get("Layers") or []
+        if len(paths) != len(diffs):
+            raise ValueError(f"manifest.json lists {len(paths)} layers for {entry.get('Config')}"
+                             f", the image has {len(diffs)}")
+        for path, diff in zip(paths, diffs, strict=True):
+            carries.setdefault(path, set()).add(diff)
+    members = sorted(p for p, ds in carries.items() if ds <= skip)
+    return Skip(members, len(skip), len(need))
