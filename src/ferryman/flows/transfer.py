@@ -116,8 +116,9 @@ class StreamTransfer:
             # The target lost a layer since the plan (an image removed), or the filter could
             # not work: send the whole images, once.
             failed = res.sink if res.source.ok else res.source
-            said = (failed.stderr or failed.stdout).strip().splitlines() or ["?"]
-            bus.warn(f"sending only the missing layers to {dst.label} failed ({said[-1]}): "
+            # The tool's own words, then the wrapper's account of the exit statuses.
+            said = "; ".join((failed.stderr or failed.stdout).strip().splitlines()[-2:])
+            bus.warn(f"sending only the missing layers to {dst.label} failed ({said or '?'}): "
                      "sending the whole images")
             res = await pipe(src, p.whole(), dst, p.sink_argv, on_progress=progress)
             wire += res.bytes
