@@ -1,6 +1,8 @@
 """Release benchmark: bytes on the wire and wall time of `ferryman release` for an image of
-about 200 MB whose top 5 MB layer changed, beside `docker save | ssh docker load` of the same
-image between the same hosts; and the wall time of a no-op release.
+about 200 MB whose top 5 MB layer changed (TO holds the previous version: only that layer
+goes), of a no-op release, and of a release to a TO that holds nothing of the app (whole
+images), beside `docker save | ssh docker load` of the same image between the same hosts;
+then the issue's targets as ratios from this one run.
 
 Run: .venv/bin/python bench/release.py   (needs a local Docker engine; starts and removes two
 test hosts). Prints figures; asserts nothing.
@@ -69,6 +71,14 @@ def relay(src: list[str], dst: list[str]) -> tuple[int, float]:
     return n, time.monotonic() - t0
 
 
+def clear_prod(lab: Lab, prod: object, images: list[str]) -> None:
+    """PROD without the app: every container and both images gone."""
+    for old in lab.sh(prod, "docker ps -aq").split():  # type: ignore[arg-type]
+        lab.exec(prod, ["docker", "rm", "-f", old])  # type: ignore[arg-type]
+    for image in images:
+        lab.sh(prod, f"docker rmi {image} >/dev/null 2>&1 || true")  # type: ignore[arg-type]
+
+
 def release(config: Path) -> tuple[float, int | None, dict[str, float]]:
     logs = config.parent / "logs"
     known = set(logs.glob("*.jsonl")) if logs.exists() else set()
@@ -114,22 +124,32 @@ def main() -> None:
                                        v2]).stdout)
             print(f"image {v2}: {size / 1e6:.1f} MB ({BASE_MB} MB base + {TOP_MB} MB top layer)")
 
+            top = TOP_MB * 1024 * 1024
             wall, wire, steps = release(config)
             print(f"ferryman release:           {wall:6.1f} s wall, "
-                  f"{(wire or 0) / 1e6:7.1f} MB on the wire")
+                  f"{(wire or 0) / 1e6:7.1f} MB on the wire (TO holds v1: top layer only)")
             for name, secs in steps.items():
                 print(f"    {secs:6.1f} s  {name}")
             noop, _, _ = release(config)
             print(f"ferryman release (no-op):   {noop:6.1f} s wall")
 
-            lab.exec(prod, ["docker", "rm", "-f", "web"])
-            for old in [c for c in lab.sh(prod, "docker ps -aq").split()]:
-                lab.exec(prod, ["docker", "rm", "-f", old])
-            lab.exec(prod, ["docker", "rmi", v2])
+            # Whole images: TO holds nothing of the app (a first release there).
+            clear_prod(lab, prod, [v1, v2])
+            whole_wall, whole_wire, whole_steps = release(config)
+            send = next(v for k, v in whole_steps.items() if k.startswith("transfer images"))
+            print(f"ferryman release (whole):   {whole_wall:6.1f} s wall, "
+                  f"{(whole_wire or 0) / 1e6:7.1f} MB on the wire, transfer step {send:.1f} s")
+
+            clear_prod(lab, prod, [v1, v2])
             n, secs = relay([*ssh(lab, test.port), "docker", "save", v2],
                             [*ssh(lab, prod.port), "docker", "load"])
             print(f"docker save | ssh docker load: {secs:4.1f} s wall, "
                   f"{n / 1e6:7.1f} MB on the wire")
+            print("targets (ratios from this run):")
+            print(f"  bytes leaving FROM / top layer: {(wire or 0) / top:5.2f}x  (target <= 1.1)")
+            print(f"  partial release / baseline:     {wall / secs:5.2f}x  (target <= 0.2)")
+            print(f"  no-op release:                  {noop:5.2f} s  (target < 1)")
+            print(f"  whole-image transfer speed / ssh: {secs / send:5.2f}x  (target >= 0.95)")
         finally:
             lab.remove()
 
