@@ -4,8 +4,8 @@ goes), of a no-op release, and of a release to a TO that holds nothing of the ap
 images), beside `docker save | ssh docker load` of the same image between the same hosts;
 then the issue's targets as ratios from this one run.
 
-Run: .venv/bin/python bench/release.py   (needs a local Docker engine; starts and removes two
-test hosts). Prints figures; asserts nothing.
+Run: .venv/bin/python bench/release.py [bookworm|trixie]   (needs a local Docker engine; starts
+and removes two test hosts of that kind). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ def main() -> None:
         work = Path(tmp)
         lab = Lab(work, prefix=f"ferryman-bench-{uuid.uuid4().hex[:6]}")
         try:
-            test, prod = lab.start(["test", "prod"])
+            kind = sys.argv[1] if len(sys.argv) > 1 else "bookworm"
+            test, prod = lab.start(["test", "prod"], kinds={"test": kind, "prod": kind})
+            print(f"host kind: {kind}")
             lab.load_image(test, v1)
             lab.load_image(test, v2)
             lab.load_image(prod, v1)
