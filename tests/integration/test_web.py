@@ -307,6 +307,9 @@ def test_back_up_verify_download_and_restore_from_the_data_page(admin: object, s
     assert got.status == 200 and got.headers["content-type"] == "application/x-tar"
     with tarfile.open(fileobj=io.BytesIO(got.body())) as tar:
         assert "./manifest.json" in tar.getnames()
+    page.goto(site.url + "/history?env=prod")  # type: ignore[attr-defined]
+    assert "download" in page.locator("table.audit").inner_text()  # type: ignore[attr-defined]
+    page.goto(site.url + "/data?env=prod")  # type: ignore[attr-defined]
     # Restore it: the plan first, then PROD's name typed.
     config_before = site.demo.lab.sh(site.demo.hosts["prod"], "cat /opt/shop/app_config.json")
     site.demo.lab.sh(site.demo.hosts["prod"], "echo scribbled > /opt/shop/scratch.txt")

@@ -4,6 +4,7 @@ the templates share: filters, the run page's live parts, the refusals log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import socket
@@ -215,11 +216,16 @@ def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
             raise
 
         async def body() -> AsyncIterator[bytes]:
+            code = 1
             try:
                 while chunk := await proc.read(1 << 20):
                     yield chunk
-                await proc.wait()
+                code = (await proc.wait()).exit_status
             finally:
+                # Data left the server: that is an action, audited like the others.
+                with contextlib.suppress(Exception):
+                    await audit.record(cfg, pool, env, audit.entry(
+                        sess.user.name, "download", {"env": env, "id": bid}, code, "", None))
                 await pool_cm.__aexit__(None, None, None)
 
         return StreamingResponse(body(), media_type="application/x-tar", headers={
