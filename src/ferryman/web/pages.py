@@ -168,11 +168,15 @@ def _backup_points(found: list[ar.Manifest], checks: dict[str, dict[str, Any]]
 def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
              reader: Callable[[Request], Any], allowed: Callable[[Any, list[str]], None]) -> None:
 
-    @app.get("/history", response_class=HTMLResponse)
-    async def history(request: Request, env: str | None = None) -> Response:
+    def reading(request: Request, env: str | None) -> tuple[Any, Config, str]:
+        """A reading page's session, config and environment (the first one by default)."""
         sess = reader(request)
         cfg = state.config()
-        env = _env_arg(cfg, env)
+        return sess, cfg, _env_arg(cfg, env)
+
+    @app.get("/history", response_class=HTMLResponse)
+    async def history(request: Request, env: str | None = None) -> Response:
+        sess, cfg, env = reading(request, env)
         async with open_pool(cfg) as pool:
             found, trail = await asyncio.gather(hist.read_history(cfg, pool, env),
                                                 audit.read(cfg, pool, env))
@@ -183,9 +187,7 @@ def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
 
     @app.get("/data", response_class=HTMLResponse)
     async def data(request: Request, env: str | None = None) -> Response:
-        sess = reader(request)
-        cfg = state.config()
-        env = _env_arg(cfg, env)
+        sess, cfg, env = reading(request, env)
         backups: list[ar.Manifest] = []
         checks: dict[str, dict[str, Any]] = {}
         if cfg.data is not None:
@@ -233,9 +235,7 @@ def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
 
     @app.get("/doctor", response_class=HTMLResponse)
     async def doctor(request: Request, env: str | None = None) -> Response:
-        sess = reader(request)
-        cfg = state.config()
-        env = _env_arg(cfg, env)
+        sess, cfg, env = reading(request, env)
         async with open_pool(cfg) as pool:
             report = await examine(cfg, pool, [env])
         return render(request, "doctor.html", sess, env=env, report=report)
@@ -243,9 +243,7 @@ def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
     @app.get("/logs", response_class=HTMLResponse)
     async def logs(request: Request, env: str | None = None, service: str | None = None,
                    tail: int = 200) -> Response:
-        sess = reader(request)
-        cfg = state.config()
-        env = _env_arg(cfg, env)
+        sess, cfg, env = reading(request, env)
         service = service or next(iter(cfg.services))
         if service not in cfg.services:
             raise BadInput(f"unknown service '{service}' (ferryman.yml has: "
