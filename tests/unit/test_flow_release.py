@@ -243,6 +243,15 @@ def test_plan_for_two_to_hosts_and_a_service_pinned_to_one(hosts: ScriptedHosts,
         "guard base_url in /opt/shop/app_config.json on prod-1",
         "guard base_url in /opt/shop/app_config.json on prod-2"]
     assert not hosts["prod-1"].ran_matching(*INSPECT, "web", REST)
+    # Both hosts lack the same image: FROM saves it once, in the last of their two steps;
+    # each step keeps the undo of its own host's tags.
+    joins, sends = (s for s in p.steps if s.name.startswith("transfer images"))
+    assert joins.commands == ["(in the stream of 'transfer images test-1 -> prod-1')"]
+    assert [line.split(":")[0] for line in sends.commands] == ["test-1", "  | prod-1",
+                                                               "  | prod-2"]
+    assert (joins.undo_data, sends.undo_data) == (
+        {"kind": "retag", "host": "prod-2", "before": {"ferryman-app:v2": None}},
+        {"kind": "retag", "host": "prod-1", "before": {"ferryman-app:v2": None}})
 
 
 # --- running the plan: a failure undoes what was done, in reverse ----------------------------

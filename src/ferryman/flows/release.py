@@ -27,6 +27,7 @@ from ..locking import EnvLock
 from ..record import Image, ServiceChange
 from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
+from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
 from . import recreate as rc
 from .guards import guard_steps
@@ -183,10 +184,11 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     plan.seen = {host: facts for ((_, host), _), facts in zip(groups, found, strict=True)}
     current = plan.seen
     ctx = UndoContext(cfg, pool, dst_env)
-    # 1) images each TO host lacks
+    # 1) images each TO host lacks, read once on FROM for the hosts that take the same stream
+    wanted: list[Wanted] = []
     for (_, host_label), places in groups:
-        plan.steps.extend(await _transfer_steps(pool, plan, host_label, places, transfer, bus,
-                                                ctx))
+        wanted.extend(await _wanted(pool, plan, host_label, places, transfer))
+    plan.steps.extend(_transfer_steps(wanted, transfer, bus, ctx))
     # 2) each service, the way it runs there
     for p in targets:
         src = sources[p.service]
@@ -217,8 +219,24 @@ def verify_seen(pool: HostPool, plan: FlowPlan) -> Action:
     return verify
 
 
-async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: list[Placement],
-                          transfer: Transfer, bus: EventBus, ctx: UndoContext) -> list[Step]:
+@dataclass
+class Wanted:
+    """Images one TO host lacks from one FROM host, and the transfer planned for them."""
+
+    host: str
+    src_host: str
+    before: dict[str, str | None]  # each ref's image on TO before, for the undo
+    prepared: Prepared
+
+    @property
+    def stream(self) -> tuple[object, ...]:
+        """Hosts with the same stream key share one `docker save`."""
+        p = self.prepared
+        return (self.src_host, tuple(p.source_argv), tuple((i.ref, i.image_id) for i in p.images))
+
+
+async def _wanted(pool: HostPool, plan: Plan, host_label: str, places: list[Placement],
+                  transfer: Transfer) -> list[Wanted]:
     dst = pool.host(plan.dst_env, host_label)
     wanted = {plan.sources[p.service].ref: plan.sources[p.service] for p in places}
     res = await dst.run(di.inspect_images(list(wanted)), timeout=60)
@@ -233,29 +251,59 @@ async def _transfer_steps(pool: HostPool, plan: Plan, host_label: str, places: l
         img = ImageToSend(ref, src.facts.image_id, int(src.image.get("Size") or 0),
                           list((src.image.get("RootFS") or {}).get("Layers") or []))
         need.setdefault(src.host, []).append(img)
-    steps = []
+    out = []
     for src_host, images in need.items():
-        src = pool.host(plan.src_env, src_host)
-        before = {i.ref: had.get(i.ref) for i in images}
-
-        prepared = await transfer.prepare(src, dst, images)
+        prepared = await transfer.prepare(pool.host(plan.src_env, src_host), dst, images)
         if prepared.whole_because:
             plan.notes.append(f"whole images to {host_label}: {prepared.whole_because}")
-        layers = ({"left_out": f"{prepared.skip.layers} layer(s) {host_label} has"}
-                  if prepared.skip else {})
+        out.append(Wanted(host_label, src_host, {i.ref: had.get(i.ref) for i in images},
+                          prepared))
+    return out
 
-        async def run(prepared: Prepared = prepared) -> str:
-            sent = await transfer.send(prepared, bus)
-            return (f"{len(prepared.images)} image(s), {sent.wire_bytes} bytes on the wire "
-                    f"({sent.compression}), {sent.seconds:.1f}s")
 
-        data = {"kind": "retag", "host": host_label, "before": before}
-        steps.append(Step(
-            f"transfer images {src_host} -> {host_label}", run, bound(ctx, data), undo_data=data,
-            params={"images": {i.ref: i.image_id for i in images},
-                    "bytes": sum(i.size for i in images), "compression": prepared.compression,
-                    **layers},
-            host=host_label, commands=prepared.lines(), undo_if_failed=True))
+def _transfer_steps(wanted: list[Wanted], transfer: Transfer, bus: EventBus,
+                    ctx: UndoContext) -> list[Step]:
+    """A step per TO host, each owning the undo of its own tags. Hosts that take the same
+    stream get it from one `docker save`, sent in the last of their steps: a failure there
+    finds every other host's step done, so each host's tags are put back by its own undo."""
+    groups: dict[tuple[object, ...], list[Wanted]] = {}
+    for w in wanted:
+        groups.setdefault(w.stream, []).append(w)
+    steps = []
+    for w in wanted:
+        group = groups[w.stream]
+        p = w.prepared
+        data = {"kind": "retag", "host": w.host, "before": w.before}
+        params = {"images": {i.ref: i.image_id for i in p.images},
+                  "bytes": sum(i.size for i in p.images), "compression": p.compression}
+        if p.skip:
+            params["left_out"] = f"{p.skip.layers} layer(s) {w.host} has"
+        name = f"transfer images {w.src_host} -> {w.host}"
+        if w is not group[-1]:
+            carrier = f"transfer images {w.src_host} -> {group[-1].host}"
+
+            async def join(carrier: str = carrier) -> str:
+                return f"sent by '{carrier}', one stream for several hosts"
+
+            steps.append(Step(name, join, bound(ctx, data), undo_data=data, params=params,
+                              host=w.host, commands=[f"(in the stream of '{carrier}')"]))
+            continue
+
+        async def run(group: list[Wanted] = group) -> str:
+            if len(group) == 1:
+                sent = await transfer.send(group[0].prepared, bus)
+                to = ""
+            else:
+                sent = await transfer.send_many([g.prepared for g in group], bus)
+                to = f" to {', '.join(g.host for g in group)} from one read"
+            return (f"{len(group[0].prepared.images)} image(s){to}, {sent.wire_bytes} bytes "
+                    f"on the wire ({sent.compression}), {sent.seconds:.1f}s")
+
+        lines = p.lines()
+        for other in group[:-1]:
+            lines.insert(2, f"  | {other.host}: {short_command(other.prepared.sink_argv)}")
+        steps.append(Step(name, run, bound(ctx, data), undo_data=data, params=params,
+                          host=w.host, commands=lines, undo_if_failed=True))
     return steps
 
 

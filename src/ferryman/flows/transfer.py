@@ -17,8 +17,9 @@ from ..docker import images as di
 from ..docker import layers as dl
 from ..errors import Mismatch
 from ..events import EventBus
-from ..transport import CommandFailed, Host, pipe
+from ..transport import CommandFailed, Host
 from ..transport.base import short_command
+from ..transport.pipe import PipeResult, pipe_many
 
 
 @dataclass
@@ -74,6 +75,10 @@ class Transfer(Protocol):
     async def send(self, p: Prepared, bus: EventBus) -> Sent:
         ...
 
+    async def send_many(self, ps: list[Prepared], bus: EventBus) -> Sent:
+        """The same stream to several targets, read once from the source."""
+        ...
+
 
 async def tools(host: Host) -> set[str]:
     res = await host.run(di.compressors(), timeout=30)
@@ -100,38 +105,54 @@ class StreamTransfer:
                         di.save([i.ref for i in images], compression), di.load(compression))
 
     async def send(self, p: Prepared, bus: EventBus) -> Sent:
-        src, dst, images, compression = p.src, p.dst, p.images, p.compression
+        return await self.send_many([p], bus)
+
+    async def send_many(self, ps: list[Prepared], bus: EventBus) -> Sent:
+        """One `docker save` on the source into the `docker load` of every target at once
+        (targets whose plan is the same stream: same images, compression and layers)."""
+        first = ps[0]
+        src, images, compression = first.src, first.images, first.compression
+        names = ", ".join(p.dst.label for p in ps)
         total = sum(i.size for i in images)
-        task = f"{src.label}->{dst.label}"
-        desc = f"{src.label} -> {dst.label} ({compression})"
+        task = f"{src.label}->{names}"
+        desc = f"{src.label} -> {names} ({compression})"
 
         def progress(n: int) -> None:
             bus.emit("progress", task=task, description=desc, completed=min(n, total),
                      total=total)
 
+        def sinks(some: list[Prepared]) -> list[tuple[Host, list[str]]]:
+            return [(p.dst, p.sink_argv) for p in some]
+
         t0 = time.monotonic()
-        res = await pipe(src, p.source_argv, dst, p.sink_argv, on_progress=progress)
+        res = await pipe_many(src, first.source_argv, sinks(ps), on_progress=progress)
         wire = res.bytes
-        if p.skip is not None and not (res.source.ok and res.sink.ok):
-            # The target lost a layer since the plan (an image removed), or the filter could
-            # not work: send the whole images, once.
-            failed = res.sink if res.source.ok else res.source
+        results = dict(zip([p.dst.label for p in ps], res.sinks, strict=True))
+        redo = ps if not res.source.ok else [p for p in ps if not results[p.dst.label].ok]
+        if first.skip is not None and redo:
+            # A target lost a layer since the plan (an image removed), or the filter could
+            # not work: send those the whole images, once.
+            failed = res.source if not res.source.ok else results[redo[0].dst.label]
             # The tool's own words, then the wrapper's account of the exit statuses.
             said = "; ".join((failed.stderr or failed.stdout).strip().splitlines()[-2:])
-            bus.warn(f"sending only the missing layers to {dst.label} failed ({said or '?'}): "
-                     "sending the whole images")
-            res = await pipe(src, p.whole(), dst, p.sink_argv, on_progress=progress)
-            wire += res.bytes
+            bus.warn(f"sending only the missing layers to {', '.join(p.dst.label for p in redo)}"
+                     f" failed ({said or '?'}): sending the whole images")
+            again = await pipe_many(src, first.whole(), sinks(redo), on_progress=progress)
+            wire += again.bytes
+            res = PipeResult(again.source, res.sinks, wire)
+            results.update(zip([p.dst.label for p in redo], again.sinks, strict=True))
         bus.emit("progress", task=task, description=desc, completed=total, total=total,
                  done=True)
         if not res.source.ok:
             raise CommandFailed(res.source, f"docker save on {src.label} failed")
-        if not res.sink.ok:
-            raise CommandFailed(res.sink, f"docker load on {dst.label} failed")
-        await verify(dst, images)
+        for p in ps:
+            if not results[p.dst.label].ok:
+                raise CommandFailed(results[p.dst.label], f"docker load on {p.dst.label} failed")
+        for p in ps:
+            await verify(p.dst, images)
         seconds = time.monotonic() - t0
-        left = (f", {p.skip.layers} layer(s) {dst.label} had left out" if p.skip else "")
-        bus.info(f"sent {len(images)} image(s) {src.label} -> {dst.label}: {wire} bytes on "
+        left = (f", {first.skip.layers} layer(s) {names} had left out" if first.skip else "")
+        bus.info(f"sent {len(images)} image(s) {src.label} -> {names}: {wire} bytes on "
                  f"the wire ({compression}) for {total} bytes of images{left} in "
                  f"{seconds:.1f}s", wire_bytes=wire, image_bytes=total, compression=compression)
         return Sent(wire, compression, seconds)

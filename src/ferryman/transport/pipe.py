@@ -19,12 +19,16 @@ CHUNK = 256 * 1024
 @dataclass
 class PipeResult:
     source: Result
-    sink: Result
+    sinks: list[Result]
     bytes: int
 
     @property
+    def sink(self) -> Result:
+        return self.sinks[0]
+
+    @property
     def ok(self) -> bool:
-        return self.source.ok and self.sink.ok
+        return self.source.ok and all(s.ok for s in self.sinks)
 
 
 async def pipe(
@@ -37,28 +41,50 @@ async def pipe(
     chunk: int = CHUNK,
 ) -> PipeResult:
     """Runs src_argv on src and dst_argv on dst with src's stdout fed to dst's stdin."""
+    return await pipe_many(src, src_argv, [(dst, dst_argv)], on_progress=on_progress,
+                           chunk=chunk)
+
+
+async def pipe_many(
+    src: Host,
+    src_argv: Sequence[str],
+    sinks: Sequence[tuple[Host, Sequence[str]]],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+) -> PipeResult:
+    """src's stdout fed to every sink's stdin at once: the source is read once, each chunk
+    written to all receivers (the slowest sets the pace)."""
     source = await src.open(src_argv)
+    opened: list[Process] = []
     try:
-        sink = await dst.open(dst_argv)
+        for host, argv in sinks:
+            opened.append(await host.open(argv))
     except BaseException:
         await source.abort()
+        for proc in opened:
+            await proc.abort()
         raise
     sent = 0
     try:
         while data := await source.read(chunk):
-            await sink.write(data)
+            await asyncio.gather(*(proc.write(data) for proc in opened))
             sent += len(data)
             if on_progress is not None:
                 on_progress(sent)
         src_result = await source.wait()
         if not src_result.ok:
-            await sink.abort()
-            return PipeResult(src_result, await _finish(sink), sent)
-        await sink.close_stdin()
-        return PipeResult(src_result, await sink.wait(), sent)
+            for proc in opened:
+                await proc.abort()
+            return PipeResult(src_result, [await _finish(proc) for proc in opened], sent)
+        for proc in opened:
+            await proc.close_stdin()
+        return PipeResult(src_result, list(await asyncio.gather(*(p.wait() for p in opened))),
+                          sent)
     except (TransportError, asyncio.CancelledError):
         await source.abort()
-        await sink.abort()
+        for proc in opened:
+            await proc.abort()
         raise
 
 
