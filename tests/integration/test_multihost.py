@@ -280,6 +280,10 @@ def test_release_reaches_both_prod_hosts(released: Released) -> None:
              f"guard base_url in {CONFIG_FILE} on prod-2"]
     for n, name in enumerate(steps, 1):
         assert f"step {n}/{len(steps)} {name}" in run.err
+    # Both hosts lacked the same image: test-1 saved it once, for both.
+    flat = " ".join(run.err.split())
+    assert "sent by 'transfer images test-1 -> prod-2', one stream for several hosts" in flat
+    assert "1 image(s) to prod-1, prod-2 from one read" in flat
     for label in PROD:
         web = m.inspect(label, "web")
         assert web["Image"] == released.v2 and web["State"]["Running"]
