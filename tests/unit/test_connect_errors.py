@@ -10,6 +10,7 @@ import asyncssh
 import pytest
 
 from ferryman.transport import connect_errors as ce
+from ferryman.transport import ssh
 from ferryman.transport.ssh import kill_argv, split_pid, with_pid
 
 KNOWN = Path("/home/op/.config/ferryman/known_hosts")
@@ -101,3 +102,16 @@ def test_wrappers_pass_values_as_arguments() -> None:
     odd = ["a b", "$(touch pwned)"]
     assert with_pid(odd)[:2] == ["sh", "-c"] and with_pid(odd)[-2:] == odd
     assert kill_argv("4242")[-1] == "4242" and "4242" not in kill_argv("4242")[2]
+
+
+def test_aes_gcm_is_preferred_unless_the_operators_ssh_config_names_ciphers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not ssh._ciphers_configured()  # no ~/.ssh/config at all
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host prod\n  User deploy\n")
+    assert not ssh._ciphers_configured()
+    (tmp_path / ".ssh" / "config").write_text("Host *\n  Ciphers chacha20-poly1305@openssh.com\n")
+    assert ssh._ciphers_configured()
+    # The preference keeps asyncssh's own list behind it (OpenSSH's "^" prefix).
+    assert ssh.PREFERRED_CIPHERS.startswith("^aes128-gcm@openssh.com")
