@@ -182,7 +182,7 @@ def test_doctor_finds_prods_config_naming_test_and_fixes_it(admin: object, site:
     site.shot(page, "02-doctor-prod")
     page.click("text=Apply 1 safe fix(es)")  # type: ignore[attr-defined]
     assert "fix guards" in page.locator("#steps").inner_text()  # type: ignore[attr-defined]
-    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.fill("#confirm-prod", "prod")  # type: ignore[attr-defined]
     page.click("#go")  # type: ignore[attr-defined]
     _done(page, site)
     page.goto(site.url + "/doctor?env=prod")  # type: ignore[attr-defined]
@@ -205,7 +205,7 @@ def test_release_test_to_prod_from_the_page_reloading_midway(admin: object, brow
     go = page.locator("#go")  # type: ignore[attr-defined]
     assert go.is_disabled()  # prod asks for its name
     site.shot(page, "03-release-plan")
-    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.fill("#confirm-prod", "prod")  # type: ignore[attr-defined]
     go.click()
     page.wait_for_url(re.compile(r".*/runs/\d{8}-\d{6}-release-\d+-[0-9a-f]{6}$"))  # type: ignore[attr-defined]
     run_url = page.url  # type: ignore[attr-defined]
@@ -245,7 +245,7 @@ def test_roll_back_from_history(admin: object, site: Site) -> None:
     site.shot(page, "06-history")
     page.locator("table.history a.button", has_text="Roll back").first.click()  # type: ignore[attr-defined]
     assert "roll back prod" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
-    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.fill("#confirm-prod", "prod")  # type: ignore[attr-defined]
     page.click("#go")  # type: ignore[attr-defined]
     _done(page, site)
     page.goto(site.url + "/")  # type: ignore[attr-defined]
@@ -289,7 +289,7 @@ def test_back_up_verify_download_and_restore_from_the_data_page(admin: object, s
     page.goto(site.url + "/data?env=prod")  # type: ignore[attr-defined]
     page.click("text=Back up prod now")  # type: ignore[attr-defined]
     assert "stopped during the snapshot" in page.locator("main").inner_text()  # type: ignore[attr-defined]
-    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.fill("#confirm-prod", "prod")  # type: ignore[attr-defined]
     page.click("#go")  # type: ignore[attr-defined]
     _done(page, site)
     assert site.demo.lab.sh(site.demo.hosts["prod"],
@@ -316,7 +316,7 @@ def test_back_up_verify_download_and_restore_from_the_data_page(admin: object, s
     page.locator("table.backups tbody tr").first.locator("text=Restore…").click()  # type: ignore[attr-defined]
     plan = page.locator("main").inner_text()  # type: ignore[attr-defined]
     assert "safety backup is taken first" in plan and "swap" in plan
-    page.fill("#confirm", "prod")  # type: ignore[attr-defined]
+    page.fill("#confirm-prod", "prod")  # type: ignore[attr-defined]
     page.click("#go")  # type: ignore[attr-defined]
     _done(page, site)
     after = site.demo.lab.sh(site.demo.hosts["prod"], "ls /opt/shop; cat /opt/shop/app_config.json")

@@ -289,3 +289,107 @@ def test_a_user_removed_from_the_terminal_is_signed_out(config: Path) -> None:
         assert client.get("/runs").status_code == 200
         UserStore(users_path_for(config)).remove("otto")
         assert client.get("/runs").status_code == 303
+
+
+def test_open_access_is_for_this_machines_browser_only(config: Path) -> None:
+    with _client(config) as client:
+        # Through a proxy (even one on this machine) the world would be admin: refused.
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            assert client.get("/runs", headers={header: "203.0.113.9"}).status_code == 421
+        # One session for this machine's browser, not one per request.
+        first = client.get("/runs").cookies.get("ferryman_session")
+        client.cookies.clear()
+        assert client.get("/runs").cookies.get("ferryman_session") == first
+    with _client(config, trust_proxy=True) as client:  # behind a proxy: sign-in, always
+        assert client.get("/runs").status_code == 303
+    _add(config, "ada", Role.ADMIN)
+    UserStore(users_path_for(config)).remove("ada")  # the last user gone: still sign-in
+    with _client(config) as client:
+        assert client.get("/runs").status_code == 303
+
+
+def test_trust_proxy_without_users_is_refused(config: Path) -> None:
+    res = CliRunner().invoke(cli, ["-c", str(config), "web", "--trust-proxy"])
+    assert res.exit_code == 2 and "--trust-proxy" in res.output and "no users" in res.output
+
+
+def test_two_environments_asking_for_confirmation_both_want_their_name(config: Path) -> None:
+    config.write_text(config.read_text().replace(
+        "  test:\n    address: 10.0.0.58\n",
+        "  test:\n    address: 10.0.0.58\n    policy: {confirm: true}\n"))
+    with _client(config) as client:
+        token = _csrf(client)
+        plan = client.get("/plan/sync-data?from=test&to=prod")
+        assert plan.status_code in (200, 502)  # the hosts do not answer; the form is the point
+        one = client.post("/act/sync-data", data={"from": "test", "to": "prod", "csrf": token,
+                                                  "confirm": "prod"}, headers={"Origin": BASE})
+        assert one.status_code == 400 and "test asks for confirmation" in one.text
+        assert _runs(config) == []
+        both = client.post("/act/sync-data", data={"from": "test", "to": "prod", "csrf": token,
+                                                   "confirm": ["test", "prod"]},
+                           headers={"Origin": BASE})
+        assert both.status_code == 303 and "/runs/" in both.headers["location"]
+
+
+def _write_run(config: Path, name: str, lines: list[dict]) -> str:
+    import json
+    import os
+
+    logs = config.parent / "logs"
+    logs.mkdir(exist_ok=True)
+    run_id = f"20261130-120000-{name}-{os.getpid()}-abcdef"
+    (logs / f"{run_id}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run_id
+
+
+UNDOING = [
+    {"ts": "2026-11-30T12:00:00.000+00:00", "event": "run_start", "user": "ada",
+     "action": "release", "params": {}},
+    {"ts": "2026-11-30T12:00:00.100+00:00", "event": "flow_start", "steps": ["a", "b"],
+     "params": {}},
+    {"ts": "2026-11-30T12:00:00.200+00:00", "event": "step_start", "n": 1, "m": 2, "name": "a"},
+    {"ts": "2026-11-30T12:00:00.300+00:00", "event": "step_ok", "n": 1, "m": 2, "name": "a",
+     "duration": 0.1},
+    {"ts": "2026-11-30T12:00:00.400+00:00", "event": "step_start", "n": "x", "m": 2,
+     "name": "b"},  # a line of another shape: skipped, not a 500
+    {"ts": "2026-11-30T12:00:00.500+00:00", "event": "undo_start", "name": "a", "host": "h"},
+]
+
+
+def test_a_run_caught_undoing_and_odd_lines_still_render(config: Path) -> None:
+    rid = _write_run(config, "release", UNDOING)
+    with _client(config) as client:
+        page = client.get(f"/runs/{rid}")
+        assert page.status_code == 200 and "undoing" in page.text
+        assert client.get("/runs").status_code == 200
+        assert client.get(f"/runs/{rid}%0A").status_code in (400, 404)
+
+
+def test_the_live_stream_keeps_alive_through_a_quiet_step_and_ends_with_the_run(
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from ferryman.web import app as web_app
+
+    monkeypatch.setattr(web_app, "KEEPALIVE", 0.3)
+    rid = _write_run(config, "release", UNDOING[:4])
+    path = config.parent / "logs" / f"{rid}.jsonl"
+
+    def finish_later() -> None:
+        import time
+
+        time.sleep(1.2)  # quiet for four keepalives
+        with path.open("a") as f:
+            f.write(json.dumps({"ts": "2026-11-30T12:00:02.000+00:00", "event": "run_end",
+                                "exit_code": 0}) + "\n")
+
+    with _client(config) as client:
+        threading.Thread(target=finish_later, daemon=True).start()
+        seen = []
+        with client.stream("GET", f"/runs/{rid}/events?start=4") as res:
+            for line in res.iter_lines():
+                seen.append(line)
+                if line.startswith("event: end"):
+                    break
+    assert seen.count(": keepalive") >= 2
+    assert "event: end" in seen

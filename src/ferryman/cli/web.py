@@ -49,6 +49,10 @@ def serve(config: Path, bind: str, *, trust_proxy: bool = False, ready: str = ""
     host, port = parse_bind(bind)
     users = users_path_for(config)
     loopback = is_loopback(host)
+    if trust_proxy and not UserStore(users).exists():
+        raise fail(f"--trust-proxy: behind a proxy the dashboard is reachable from other "
+                   f"machines, and {users} has no users", EXIT_BAD_INPUT,
+                   f"add one first: ferryman -c {config} web user add NAME --role admin")
     if not loopback and not UserStore(users).exists():
         raise fail(f"--bind {bind} is reachable from other machines and {users} has no users",
                    EXIT_BAD_INPUT, f"add one first: ferryman -c {config} web user add NAME "
@@ -60,15 +64,18 @@ def serve(config: Path, bind: str, *, trust_proxy: bool = False, ready: str = ""
     err_console.print(f"{ready}dashboard on http://{shown}:{port}/ ({access}); Ctrl-C stops it",
                       highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False,
-                proxy_headers=trust_proxy, forwarded_allow_ips="*" if trust_proxy else None)
+                proxy_headers=trust_proxy,
+                # Only a proxy on this machine is believed about the client's address.
+                forwarded_allow_ips="127.0.0.1" if trust_proxy else None)
 
 
 @app.callback()
 def web(
     ctx: typer.Context,
     bind: str = typer.Option(DEFAULT_BIND, "--bind", help="HOST:PORT to serve on."),
-    trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Behind a reverse proxy: "
-                                     "believe its X-Forwarded-Proto/Host (Secure cookies)."),
+    trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Behind a reverse proxy on "
+                                     "this machine: believe its X-Forwarded-* headers (Secure "
+                                     "cookies); needs users."),
 ) -> None:
     """Serve the dashboard (bound to 127.0.0.1 unless --bind says otherwise)."""
     if ctx.invoked_subcommand is not None:

@@ -54,7 +54,7 @@ def _services(cfg: Config, names: list[str]) -> list[str]:
 
 
 def _id(value: str, what: str) -> str:
-    if not ID_PATTERN.match(value) and not ar.ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value) and not ar.ID_PATTERN.fullmatch(value):
         raise BadInput(f"'{value}' is not a {what} id")
     return value
 

@@ -36,6 +36,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'")
 LOGIN_COOKIE = "ferryman_login"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# The test client's own name counts as this machine: it is no network peer.
+LOCAL_CLIENTS = {"127.0.0.1", "::1", "testclient"}
 
 
 @dataclass
@@ -63,6 +65,7 @@ class State:
         self.limiter = auth.LoginLimiter()
         self._cfg: Config | None = None
         self._mtime = 0.0
+        self._local_token: str | None = None
         cfg = self.config()
         self.runs = RunStore(log_dir(cfg))
         self.launcher = Launcher(self.runs.folder, self.config)
@@ -77,8 +80,18 @@ class State:
 
     @property
     def open_access(self) -> bool:
-        """No users file on a loopback bind: the operator's own machine, as with the CLI."""
-        return self.settings.loopback and not self.store.exists()
+        """No users file at all, a loopback bind, no proxy: the operator's own machine, as
+        with the CLI. A users file left empty (its last user removed) means sign-in."""
+        return (self.settings.loopback and not self.settings.trust_proxy
+                and not self.settings.users.exists())
+
+    def local_session(self) -> auth.Session:
+        """Open access: one session for this machine's browser, not one per request."""
+        found = self.sessions.get(self._local_token)
+        if found is None:
+            found = self.sessions.open(auth.User(pages.local_user(), auth.Role.ADMIN))
+            self._local_token = found.token
+        return found
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -98,9 +111,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.middleware("http")
     async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        if state.open_access and request.url.hostname not in LOCAL_HOSTS:
-            # Without users, only this machine's browser may talk to us (DNS rebinding).
-            return PlainTextResponse("this dashboard answers on 127.0.0.1 only", 421)
+        if state.open_access and not _from_this_machine(request):
+            # Without users, only this machine's browser may talk to us: not a name that
+            # rebinds to 127.0.0.1, not a proxy relaying the world.
+            return PlainTextResponse("this dashboard answers on 127.0.0.1 only, to this "
+                                     "machine, until users are added", 421)
         response: Response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -121,7 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         if found is not None:
             return found
         if state.open_access:
-            return state.sessions.open(auth.User(pages.local_user(), auth.Role.ADMIN))
+            return state.local_session()
         return None
 
     def secure(request: Request) -> bool:
@@ -206,9 +221,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/login")
     async def login(request: Request) -> Response:
+        if not auth.origin_ok(request, trust_proxy=settings.trust_proxy):
+            raise Denied(403, "the sign-in form did not come from this dashboard")
         form = {k: str(v) for k, v in (await request.form()).multi_items()}
-        if not auth.origin_ok(request, trust_proxy=settings.trust_proxy) or not (
-                form.get("csrf") and form.get("csrf") == request.cookies.get(LOGIN_COOKIE)):
+        if not (form.get("csrf") and form.get("csrf") == request.cookies.get(LOGIN_COOKIE)):
             raise Denied(403, "the sign-in form did not come from this dashboard")
         name, client = form.get("name", ""), request.client.host if request.client else "?"
         wait = state.limiter.retry_after(client, name)
@@ -288,15 +304,23 @@ def create_app(settings: Settings) -> FastAPI:
             follow = state.runs.follow(run_id, start)
             pending: set[str] = set()
             last_n = start
+            step: asyncio.Future[Any] | None = None
             try:
                 while True:
-                    try:
-                        n, view, changed = await asyncio.wait_for(anext(follow), KEEPALIVE)
-                    except TimeoutError:
+                    # One pending read across keepalives: a timeout must not cancel it (that
+                    # would end the generator).
+                    step = step or asyncio.ensure_future(anext(follow))
+                    done, _ = await asyncio.wait({step}, timeout=KEEPALIVE)
+                    if not done:
                         yield ": keepalive\n\n"
+                        if await request.is_disconnected():
+                            return
                         continue
+                    try:
+                        n, view, changed = step.result()
                     except StopAsyncIteration:
                         return
+                    step = None
                     pending |= changed
                     last_n = n
                     if pending:
@@ -310,6 +334,10 @@ def create_app(settings: Settings) -> FastAPI:
                     if await request.is_disconnected():
                         return
             finally:
+                if step is not None and not step.done():
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await step
                 await follow.aclose()
 
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -386,8 +414,10 @@ def create_app(settings: Settings) -> FastAPI:
         action = build(name, q)
         allowed(sess, action.envs)
         cfg = state.config()
+        typed = {t.strip() for t in (await request.form()).getlist("confirm")
+                 if isinstance(t, str)}
         for env in action.envs if action.asks else []:
-            if cfg.environments[env].policy.confirm and form.get("confirm", "").strip() != env:
+            if cfg.environments[env].policy.confirm and env not in typed:
                 raise BadInput(f"{env} asks for confirmation: type its name to go ahead")
         run_id = state.launcher.start(action.flow, action.envs, sess.user.name, action.params,
                                       action.job)
@@ -395,6 +425,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     pages.register(app, state, render, reader, allowed)
     return app
+
+
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+                 "x-real-ip")
+
+
+def _from_this_machine(request: Request) -> bool:
+    client = request.client.host if request.client else ""
+    return (request.url.hostname in LOCAL_HOSTS and client in LOCAL_CLIENTS
+            and not any(h in request.headers for h in PROXY_HEADERS))
 
 
 def _is_stream(request: Request) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -49,8 +50,8 @@ def log_refusal(state: State, request: Request, status: int, message: str) -> No
     folder.mkdir(parents=True, exist_ok=True)
     line = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
             "client": request.client.host if request.client else "?",
-            "method": request.method, "path": request.url.path, "status": status,
-            "message": message, "machine": socket.gethostname()}
+            "method": request.method, "path": request.url.path[:200], "status": status,
+            "message": message[:300], "machine": socket.gethostname()}
     with (folder / "web-refused.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
@@ -205,33 +206,32 @@ def register(app: FastAPI, state: State, render: Callable[..., HTMLResponse],
         allowed(sess, [env])
         cfg = state.config()
         env = _env_arg(cfg, env)
-        if not ar.ID_PATTERN.match(bid):
+        if not ar.ID_PATTERN.fullmatch(bid):
             raise BadInput(f"'{bid}' is not a backup id")
-        pool_cm = open_pool(cfg)
-        pool = await pool_cm.__aenter__()
-        try:
-            s = data_flow.site(cfg, pool, env)
-            await data_flow.read_manifest(s, bid)
-            proc = await s.host.open(["tar", "-C", s.folder(bid), "-cf", "-", "."])
-        except BaseException:
-            await pool_cm.__aexit__(None, None, None)
-            raise
+        async with open_pool(cfg) as pool:  # a missing backup is a 400 page, not a cut file
+            await data_flow.read_manifest(data_flow.site(cfg, pool, env), bid)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{cfg.project}-{env}-{bid}.tar")
 
         async def body() -> AsyncIterator[bytes]:
+            # The stream's own connection opens and closes with the body itself, so a client
+            # that goes away early leaves nothing open.
             code = 1
-            try:
-                while chunk := await proc.read(1 << 20):
-                    yield chunk
-                code = (await proc.wait()).exit_status
-            finally:
-                # Data left the server: that is an action, audited like the others.
-                with contextlib.suppress(Exception):
-                    await audit.record(cfg, pool, env, audit.entry(
-                        sess.user.name, "download", {"env": env, "id": bid}, code, "", None))
-                await pool_cm.__aexit__(None, None, None)
+            async with open_pool(cfg) as pool:
+                s = data_flow.site(cfg, pool, env)
+                try:
+                    proc = await s.host.open(["tar", "-C", s.folder(bid), "-cf", "-", "."])
+                    while chunk := await proc.read(1 << 20):
+                        yield chunk
+                    code = (await proc.wait()).exit_status
+                finally:
+                    # Data left the server: that is an action, audited like the others.
+                    with contextlib.suppress(Exception):
+                        await audit.record(cfg, pool, env, audit.entry(
+                            sess.user.name, "download", {"env": env, "id": bid}, code, "",
+                            None))
 
         return StreamingResponse(body(), media_type="application/x-tar", headers={
-            "Content-Disposition": f'attachment; filename="{cfg.project}-{env}-{bid}.tar"'})
+            "Content-Disposition": f'attachment; filename="{safe}"'})
 
     @app.get("/doctor", response_class=HTMLResponse)
     async def doctor(request: Request, env: str | None = None) -> Response:

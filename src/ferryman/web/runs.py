@@ -82,7 +82,7 @@ class RunStore:
         self.folder = folder
 
     def path(self, run_id: str) -> Path:
-        if not RUN_ID.match(run_id):
+        if not RUN_ID.fullmatch(run_id):
             raise BadInput(f"'{run_id}' is not a run id")
         path = self.folder / f"{run_id}.jsonl"
         if not path.is_file():
@@ -98,7 +98,7 @@ class RunStore:
     def ids(self, limit: int = 50) -> list[str]:
         if not self.folder.is_dir():
             return []
-        names = sorted((p.stem for p in self.folder.glob("*.jsonl") if RUN_ID.match(p.stem)),
+        names = sorted((p.stem for p in self.folder.glob("*.jsonl") if RUN_ID.fullmatch(p.stem)),
                        reverse=True)
         return names[:limit]
 

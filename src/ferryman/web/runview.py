@@ -116,7 +116,10 @@ class RunView:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is None:
             return set()
-        return handler(rec, ts)
+        try:
+            return handler(rec, ts)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return set()  # a line of another shape: the log file still has it
 
     def _on_run_start(self, rec: dict[str, Any], ts: float | None) -> set[str]:
         self.wrapped = True
@@ -194,7 +197,7 @@ class RunView:
 
     def _on_undo_start(self, rec: dict[str, Any], ts: float | None) -> set[str]:
         self.undos.append({"name": rec.get("name", ""), "host": rec.get("host"),
-                           "status": "running"})
+                           "status": "running", "duration": None, "error": None})
         return {"undos"}
 
     def _undo_end(self, rec: dict[str, Any], status: str) -> set[str]:

@@ -59,12 +59,12 @@ function followLogs(button) {
 }
 
 function guardConfirm(form) {
-  // The server checks the typed name; this only keeps the button honest.
-  const input = form.querySelector("[data-expect]");
+  // The server checks the typed names; this only keeps the button honest.
+  const inputs = Array.from(form.querySelectorAll("[data-expect]"));
   const go = form.querySelector("button[type=submit]");
-  if (!input || !go) return;
-  const sync = () => { go.disabled = input.value.trim() !== input.dataset.expect; };
-  input.addEventListener("input", sync);
+  if (!inputs.length || !go) return;
+  const sync = () => { go.disabled = inputs.some((i) => i.value.trim() !== i.dataset.expect); };
+  inputs.forEach((i) => i.addEventListener("input", sync));
   sync();
 }
 
