@@ -384,6 +384,7 @@ def test_the_live_stream_keeps_alive_through_a_quiet_step_and_ends_with_the_run(
                                 "exit_code": 0}) + "\n")
 
     with _client(config) as client:
+        client.app.state.ferryman.launcher.busy["prod"] = rid  # type: ignore[attr-defined]
         threading.Thread(target=finish_later, daemon=True).start()
         seen = []
         with client.stream("GET", f"/runs/{rid}/events?start=4") as res:
@@ -393,3 +394,31 @@ def test_the_live_stream_keeps_alive_through_a_quiet_step_and_ends_with_the_run(
                     break
     assert seen.count(": keepalive") >= 2
     assert "event: end" in seen
+
+
+def test_a_dashboard_run_of_an_earlier_process_with_this_pid_is_not_taken_as_running(
+        config: Path) -> None:
+    """A restart (in a container) often gets the same pid: a run it did not start, cut
+    without a last word, ended there."""
+    rid = _write_run(config, "release", UNDOING[:4])
+    with _client(config) as client:
+        assert 'class="result gone"' in client.get(f"/runs/{rid}").text
+        client.app.state.ferryman.launcher.busy["prod"] = rid  # type: ignore[attr-defined]
+        assert 'class="result running"' in client.get(f"/runs/{rid}").text
+
+
+def test_a_new_password_ends_the_sessions_opened_with_the_old_one(config: Path) -> None:
+    _add(config, "ada", Role.ADMIN)
+    with _client(config) as client:
+        assert _login(client, "ada") == 303
+        old = client.cookies.get("ferryman_session")
+        assert _login(client, "ada") == 303  # signing in again closes the browser's old one
+        assert client.cookies.get("ferryman_session") != old
+        client.cookies.clear()
+        client.cookies.set("ferryman_session", old)  # type: ignore[arg-type]
+        assert client.get("/runs").status_code == 303
+        client.cookies.clear()
+        assert _login(client, "ada") == 303
+        assert client.get("/runs").status_code == 200
+        UserStore(users_path_for(config)).set_password("ada", "another long passphrase")
+        assert client.get("/runs").status_code == 303

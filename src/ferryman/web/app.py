@@ -69,6 +69,7 @@ class State:
         cfg = self.config()
         self.runs = RunStore(log_dir(cfg))
         self.launcher = Launcher(self.runs.folder, self.config)
+        self.runs.active = lambda: set(self.launcher.busy.values())
 
     def config(self) -> Config:
         """The config, read again when its file changed."""
@@ -128,9 +129,11 @@ def create_app(settings: Settings) -> FastAPI:
     def session(request: Request) -> auth.Session | None:
         found = state.sessions.get(request.cookies.get(auth.COOKIE))
         if found is not None and not state.open_access:
-            # Users removed or given another role from the terminal: their sessions end.
+            # Users removed, given another role or a new password from the terminal: their
+            # sessions end.
             now = state.store.get(found.user.name)
-            if now is None or now.role != found.user.role:
+            if (now is None or now.role != found.user.role
+                    or state.store.stamp(found.user.name) != found.stamp):
                 state.sessions.close(found.token)
                 found = None
         if found is not None:
@@ -240,7 +243,9 @@ def create_app(settings: Settings) -> FastAPI:
             return login_form(request, 401, next=_local_path(form.get("next", "/")),
                               error="wrong name or password")
         state.limiter.succeeded(client, name)
+        state.sessions.close(request.cookies.get(auth.COOKIE))  # the browser's old session
         sess = state.sessions.open(user)
+        sess.stamp = state.store.stamp(user.name) or ""
         response = RedirectResponse(_local_path(form.get("next", "/")), 303)
         response.set_cookie(auth.COOKIE, sess.token, **auth.cookie_args(secure=secure(request)))
         response.delete_cookie(LOGIN_COOKIE, path="/login")

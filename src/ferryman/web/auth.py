@@ -8,6 +8,7 @@ and an Origin of the dashboard itself; failed logins are rate-limited per client
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -120,6 +121,15 @@ class UserStore:
         with self._lock:
             rec = self._current().get(name)
             return User(name, Role(rec["role"])) if rec else None
+
+    def stamp(self, name: str) -> str | None:
+        """A short fingerprint of the user's stored hash: it changes with the password, so a
+        server can end the sessions opened with the old one."""
+        with self._lock:
+            rec = self._current().get(name)
+        if not rec:
+            return None
+        return hashlib.sha256(rec["hash"].encode()).hexdigest()[:16]
 
     def check(self, name: str, password: str) -> User | None:
         """The user when the password is right, else None. An unknown name costs the same
@@ -294,6 +304,7 @@ class Session:
     csrf: str
     created: float
     seen: float
+    stamp: str = ""  # the user's password, as it was at sign-in (UserStore.stamp)
 
 
 class Sessions:

@@ -45,10 +45,14 @@ def _pid_of(run_id: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, run_id: str = "", active: Callable[[], set[str]] | None = None) -> bool:
     if pid <= 0:
         return False
-    return pid == os.getpid() or pid_alive(pid)
+    if pid == os.getpid():
+        # This process's own runs are the ones its launcher holds; a run of an earlier
+        # process that had the same pid (a restart in a container) is not alive.
+        return active is None or run_id in active()
+    return pid_alive(pid)
 
 
 def parse_lines(text: str) -> list[dict[str, Any]]:
@@ -80,6 +84,7 @@ class RunStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.active: Callable[[], set[str]] | None = None  # the runs this process runs
 
     def path(self, run_id: str) -> Path:
         if not RUN_ID.fullmatch(run_id):
@@ -93,7 +98,7 @@ class RunStore:
         return parse_lines(self.path(run_id).read_text(encoding="utf-8", errors="replace"))
 
     def view(self, run_id: str) -> RunView:
-        return settle(fold(run_id, self.records(run_id)))
+        return settle(fold(run_id, self.records(run_id)), self.active)
 
     def ids(self, limit: int = 50) -> list[str]:
         if not self.folder.is_dir():
@@ -145,16 +150,17 @@ class RunStore:
             # A dashboard run ends at run_end; a CLI run's process may still say a word after
             # its flow_end (the record): follow it until it exits or goes quiet.
             quiet = time.monotonic() - grown > QUIET
-            if (view.finished and (view.wrapped or quiet)) or not _alive(_pid_of(run_id)):
-                settle(view)
+            alive = _alive(_pid_of(run_id), run_id, self.active)
+            if (view.finished and (view.wrapped or quiet)) or not alive:
+                settle(view, self.active)
                 yield n, view, {"end"}
                 return
             await asyncio.sleep(POLL)
 
 
-def settle(view: RunView) -> RunView:
+def settle(view: RunView, active: Callable[[], set[str]] | None = None) -> RunView:
     """A run whose writer is gone without a last word ended there (killed, lost power)."""
-    if not view.finished and not _alive(_pid_of(view.id)):
+    if not view.finished and not _alive(_pid_of(view.id), view.id, active):
         view.status = "gone"
     return view
 
