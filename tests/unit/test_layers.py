@@ -117,3 +117,22 @@ def test_where_a_partial_load_cannot_work_the_whole_image_goes_and_the_plan_says
     p = _prepare(*_hosts(dst_facts, src_facts))
     assert p.skip is None and p.source_argv == di.save(["app:v3"], "zstd")
     assert p.whole_because is not None and p.whole_because.startswith(why)
+
+
+def test_a_source_serving_several_targets_is_asked_once() -> None:
+    """Planning a release to three hosts: FROM's tools, facts and (Docker 20.10) its tar's
+    layer names, a whole local `docker save`, are read once, not once per target."""
+    src, _ = _hosts("")
+    dsts = [_hosts("")[1] for _ in range(3)]
+    transfer = LayerTransfer()
+    img = ImageToSend("app:v3", "sha256:" + "3" * 64, 2_012_160, L3)
+
+    async def plan() -> list[Prepared]:
+        return [await transfer.prepare(src, d, [img]) for d in dsts]  # type: ignore[arg-type]
+
+    prepared = asyncio.run(plan())
+    assert {tuple(p.source_argv) for p in prepared} == {
+        tuple(di.save_without(["app:v3"], "zstd", sorted(PATHS[:2])))}
+    assert len(src.ran_matching(*dl.legacy_manifest(["app:v3"]))) == 1
+    assert len(src.ran_matching(*dl.host_facts())) == 1
+    assert len(src.ran_matching(*di.compressors())) == 1

@@ -17,7 +17,7 @@ from ..docker import images as di
 from ..docker import layers as dl
 from ..errors import Mismatch
 from ..events import EventBus
-from ..transport import CommandFailed, Host
+from ..transport import CommandFailed, Host, Result
 from ..transport.base import short_command
 from ..transport.pipe import PipeResult, pipe_many
 
@@ -159,17 +159,39 @@ class StreamTransfer:
 
 
 class LayerTransfer(StreamTransfer):
-    """Sends only the layers the target lacks, where both ends allow it."""
+    """Sends only the layers the target lacks, where both ends allow it. One instance plans
+    one release: what it learns of a source (its tools, its tar's layer names) is asked once
+    however many targets it serves."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, asyncio.Future[tuple[set[str], dl.HostFacts]]] = {}
+        self._manifests: dict[tuple[str, tuple[str, ...]], asyncio.Future[Result]] = {}
+
+    def _source(self, src: Host) -> asyncio.Future[tuple[set[str], dl.HostFacts]]:
+        async def read() -> tuple[set[str], dl.HostFacts]:
+            found, facts = await asyncio.gather(tools(src), src.run(dl.host_facts(), timeout=30))
+            return found, dl.parse_host_facts(facts.stdout)
+
+        if src.label not in self._sources:
+            self._sources[src.label] = asyncio.ensure_future(read())
+        return self._sources[src.label]
+
+    def _manifest(self, src: Host, refs: list[str]) -> asyncio.Future[Result]:
+        key = (src.label, tuple(refs))
+        if key not in self._manifests:  # a whole local `docker save`: once per source
+            self._manifests[key] = asyncio.ensure_future(
+                src.run(dl.legacy_manifest(refs), timeout=600))
+        return self._manifests[key]
 
     async def prepare(self, src: Host, dst: Host, images: list[ImageToSend]) -> Prepared:
-        (src_tools, dst_tools, src_facts, dst_facts, have) = await asyncio.gather(
-            tools(src), tools(dst), src.run(dl.host_facts(), timeout=30),
-            dst.run(dl.host_facts(), timeout=30), dst.run(dl.all_layers(), timeout=120))
+        (src_tools, sf), dst_tools, dst_facts, have = await asyncio.gather(
+            self._source(src), tools(dst), dst.run(dl.host_facts(), timeout=30),
+            dst.run(dl.all_layers(), timeout=120))
         compression = di.pick_compression(src_tools, dst_tools)
         p = Prepared(src, dst, images, compression, di.save([i.ref for i in images],
                                                             compression), di.load(compression))
         held = dl.parse_all_layers(have.stdout) if have.ok else set()
-        sf, df = dl.parse_host_facts(src_facts.stdout), dl.parse_host_facts(dst_facts.stdout)
+        df = dl.parse_host_facts(dst_facts.stdout)
         diffs = [i.diff_ids for i in images]
         shared, _ = dl.skippable(diffs, held)
         if not shared or not all(diffs):
@@ -185,7 +207,7 @@ class LayerTransfer(StreamTransfer):
             p.skip = dl.oci_skip(diffs, held)
         else:
             refs = [i.ref for i in images]
-            manifest = await src.run(dl.legacy_manifest(refs), timeout=600)
+            manifest = await self._manifest(src, refs)
             try:
                 p.skip = dl.legacy_skip(diffs, held, manifest.stdout) if manifest.ok else None
             except ValueError as exc:
