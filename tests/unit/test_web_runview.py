@@ -107,3 +107,40 @@ def test_following_a_run_replays_from_the_line_asked_for_and_ends(tmp_path: Path
     # A browser that saw 40 lines (Last-Event-ID: 40) gets the rest, then the end.
     rest = asyncio.run(collect(40))
     assert [n for n, _ in rest[:-1]] == list(range(41, total + 1))
+
+
+def test_a_dashboard_run_ending_between_two_looks_is_read_to_its_last_line(
+        tmp_path: Path) -> None:
+    """The launcher writes run_end, then lets go of the run: a follower that finds it let go
+    must still read that last line (liveness is asked before the file is read)."""
+    import asyncio
+    import json
+    import os
+
+    run_id = f"20261130-120000-backup-{os.getpid()}-abcdef"
+    path = tmp_path / f"{run_id}.jsonl"
+    head = [{"ts": "2026-11-30T12:00:00.000+00:00", "event": "run_start", "user": "ada",
+             "action": "backup", "params": {}}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in head))
+    store = RunStore(tmp_path)
+    calls = []
+
+    def active() -> set[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            return {run_id}
+        # The run ends now: its last line written, then let go.
+        with path.open("a") as f:
+            f.write(json.dumps({"ts": "2026-11-30T12:00:01.000+00:00", "event": "run_end",
+                                "exit_code": 0}) + "\n")
+        return set()
+
+    store.active = active
+
+    async def last() -> str:
+        status = ""
+        async for _, view, _ in store.follow(run_id, 0):
+            status = view.status
+        return status
+
+    assert asyncio.run(last()) == "ok"

@@ -97,8 +97,13 @@ class RunStore:
     def records(self, run_id: str) -> list[dict[str, Any]]:
         return parse_lines(self.path(run_id).read_text(encoding="utf-8", errors="replace"))
 
+    def alive(self, run_id: str) -> bool:
+        return _alive(_pid_of(run_id), run_id, self.active)
+
     def view(self, run_id: str) -> RunView:
-        return settle(fold(run_id, self.records(run_id)), self.active)
+        # Asked before the file is read: a writer gone by then had written its last line.
+        alive = self.alive(run_id)
+        return settle(fold(run_id, self.records(run_id)), alive)
 
     def ids(self, limit: int = 50) -> list[str]:
         if not self.folder.is_dir():
@@ -130,6 +135,7 @@ class RunStore:
         n = 0
         grown = time.monotonic()
         while True:
+            alive = self.alive(run_id)  # before the read (see view)
             with path.open("rb") as f:
                 f.seek(offset)
                 chunk = f.read()
@@ -150,17 +156,16 @@ class RunStore:
             # A dashboard run ends at run_end; a CLI run's process may still say a word after
             # its flow_end (the record): follow it until it exits or goes quiet.
             quiet = time.monotonic() - grown > QUIET
-            alive = _alive(_pid_of(run_id), run_id, self.active)
             if (view.finished and (view.wrapped or quiet)) or not alive:
-                settle(view, self.active)
+                settle(view, alive)
                 yield n, view, {"end"}
                 return
             await asyncio.sleep(POLL)
 
 
-def settle(view: RunView, active: Callable[[], set[str]] | None = None) -> RunView:
+def settle(view: RunView, alive: bool) -> RunView:
     """A run whose writer is gone without a last word ended there (killed, lost power)."""
-    if not view.finished and not _alive(_pid_of(view.id), view.id, active):
+    if not view.finished and not alive:
         view.status = "gone"
     return view
 
