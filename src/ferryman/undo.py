@@ -72,3 +72,17 @@ async def _undo_commands(ctx: UndoContext, d: dict[str, Any]) -> None:
     host = ctx.host(d["host"])
     for argv in d["argvs"]:
         await host.run(argv, timeout=d.get("timeout"), check=True)
+
+
+@undoer("all")
+async def _undo_all(ctx: UndoContext, d: dict[str, Any]) -> None:
+    """Several undos, on several hosts (sync-data's snapshot lands on FROM and TO at once):
+    each is tried, and the first failure is raised once all have run."""
+    failed: BaseException | None = None
+    for part in d["parts"]:
+        try:
+            await run_undo(ctx, part)
+        except Exception as exc:  # the other parts still run
+            failed = failed or exc
+    if failed is not None:
+        raise failed

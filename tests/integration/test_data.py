@@ -173,6 +173,29 @@ def test_sync_applies_the_targets_guard(demo: Demo) -> None:
     assert state(demo, "prod", "web")["Running"]
 
 
+def test_sync_cut_on_the_way_leaves_both_sides_as_they_were(demo: Demo) -> None:
+    """sync-data streams each archive into PROD while TEST's snapshot writes it. PROD's
+    backup disk filling up on the way fails the send: nothing of it stays on PROD, no half
+    backup stays on TEST, and TEST's writers run again."""
+    sh(demo, "test", "head -c 3000000 /dev/urandom > /srv/shop/files/big.bin")
+    base = "/var/lib/ferryman/backups/shop"
+    sh(demo, "prod", f"mkdir -p {base} && mount -t tmpfs -o size=1m tmpfs {base}")
+    sh(demo, "prod", "docker stop writer >/dev/null")
+    before = tree(demo, "prod")
+    run = cli(demo, "sync-data", "test", "prod", "--yes")
+    assert run.code == 1, run.err
+    assert "FAILED step" in run.err and "sending" in run.err, run.err
+    assert "No space left on device" in run.err, run.err
+    assert tree(demo, "prod") == before
+    assert sh(demo, "prod", f"ls -A {base}") == ""
+    leftovers = sh(demo, "prod", "ls -d /srv/shop/*.ferryman-* /opt/*.ferryman-* "
+                   "/var/lib/docker/volumes/shopdata/*.ferryman-* 2>/dev/null || true")
+    assert leftovers == ""
+    assert sh(demo, "test", f"ls -A {base} 2>/dev/null || true") == ""
+    assert all(state(demo, "test", n)["Running"] for n in ("writer", "web", "shop-api"))
+    assert all(state(demo, "prod", n)["Running"] for n in ("web", "shop-api"))
+
+
 def test_prod_confirmation_dry_run_and_bad_input_change_nothing(demo: Demo) -> None:
     demo.config.write_text(demo.config.read_text().replace(
         'allowed_tags: ["v*"]', 'allowed_tags: ["v*"]\n      confirm: true'))
@@ -185,6 +208,10 @@ def test_prod_confirmation_dry_run_and_bad_input_change_nothing(demo: Demo) -> N
     # The lines printed are the argvs the steps run, with the real folders and compressor.
     assert re.search(r"\$ ferryman-pack /srv/shop/files /var/lib/ferryman/backups/shop/"
                      r"b\d{8}-\d{6}[^/ ]*/path-srv_shop_files\.tar\.(zst|gz) ", dry.err), dry.err
+    # Each archive is read on TEST while it is written and unpacked on PROD as it arrives.
+    assert re.search(r"test-1: ferryman-follow \S+/path-srv_shop_files\.tar\.(zst|gz) \| "
+                     r"prod-1: ferryman-receive \S+ /srv/shop/files\.ferryman-new ",
+                     dry.err), dry.err
     assert re.search(r"\$ ferryman-swap /srv/shop/files /srv/shop/files\.ferryman-new "
                      r"/srv/shop/files\.ferryman-old-r\d{8}-\d{6}", dry.err), dry.err
     assert "nothing was changed" in dry.err

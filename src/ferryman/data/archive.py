@@ -21,24 +21,97 @@ EXTENSION = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
 MANIFEST = "manifest.json"
 
 # Archive one folder: counts first (files, bytes of regular files), then the tar stream
-# through the compressor into the archive, each side's status checked (dash has no pipefail),
-# then the archive's digest and size. Prints: FILES BYTES SHA256 ARCHIVE_BYTES.
+# through the compressor into the archive, hashed as it is written (no second read), each
+# side's status checked (dash has no pipefail). Prints: FILES BYTES SHA256 ARCHIVE_BYTES.
+# FOLLOW set: the archive is read while it grows (see _FOLLOW): its writer's pid is left in
+# OUT.pid, and the archive keeps its .part name until the reader has opened it.
 _PACK = r'''
 set -u
-src=$1 out=$2 comp=$3
+src=$1 out=$2 comp=$3 follow=${4:-}
 [ -d "$src" ] || { echo "no such folder: $src" >&2; exit 66; }
 mkdir -p "$(dirname "$out")" || exit 1
 files=$(find "$src" -xdev -type f | wc -l)
 bytes=$(find "$src" -xdev -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-st=$(mktemp) || exit 1
-{ tar -C "$src" --numeric-owner -cf - . ; echo $? > "$st"; } | $comp > "$out.part"
-z=$?; t=$(cat "$st"); rm -f "$st"
-if [ "$t" != 0 ] || [ "$z" != 0 ]; then
-  rm -f "$out.part"; echo "tar exit $t, compressor exit $z" >&2; exit 1
+: > "$out.part" || exit 1
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+mkfifo "$tmp/h" || exit 1
+[ -z "$follow" ] || echo $$ > "$out.pid" || exit 1
+# From here on nothing exits before tee has opened the fifo its reader waits on.
+sha256sum < "$tmp/h" > "$tmp/sha" &
+hp=$!
+{ tar -C "$src" --numeric-owner -cf - . ; echo $? > "$tmp/t"; } \
+  | { $comp; echo $? > "$tmp/z"; } | tee "$tmp/h" >> "$out.part"
+w=$?
+wait $hp; h=$?
+t=$(cat "$tmp/t") z=$(cat "$tmp/z")
+if [ "$t" != 0 ] || [ "$z" != 0 ] || [ "$w" != 0 ] || [ "$h" != 0 ]; then
+  rm -f "$out.part" "$out.pid"
+  echo "tar exit $t, compressor exit $z, write exit $w, sha256sum exit $h" >&2; exit 1
+fi
+if [ -n "$follow" ]; then
+  i=0
+  while [ ! -e "$out.following" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  rm -f "$out.pid" "$out.following"
 fi
 mv "$out.part" "$out" || exit 1
-sha=$(sha256sum "$out" | cut -d' ' -f1)
-echo "$files $bytes $sha $(stat -c %s "$out")"
+echo "$files $bytes $(cut -d' ' -f1 "$tmp/sha") $(stat -c %s "$out")"
+'''
+
+# Read an archive while _PACK writes it, from its first byte to its last: waits for the
+# writer to start, opens the growing file, tells the writer so, and follows it until the
+# writer has exited (GNU tail reads what is left, then stops). The bytes are checked at the
+# far end against the writer's sha256, so a writer that fails leaves nothing accepted.
+_FOLLOW = r'''
+set -u
+out=$1 i=0
+while [ ! -s "$out.pid" ]; do
+  i=$((i+1)); [ $i -le 600 ] || { echo "nothing is being written at $out.part" >&2; exit 1; }
+  sleep 0.1
+done
+pid=$(cat "$out.pid")
+exec < "$out.part" || exit 1
+: > "$out.following" || exit 1
+exec tail -c +1 -s 0.2 --pid="$pid" -f -
+'''
+
+# Take an archive from stdin: written to OUT, hashed, and (DEST set) unpacked into a fresh
+# DEST and counted, all from the one stream. Prints: FILES BYTES SHA256 ARCHIVE_BYTES
+# (FILES and BYTES 0 without DEST).
+_RECEIVE = r'''
+set -u
+out=$1 dest=$2 decomp=$3
+mkdir -p "$(dirname "$out")" && : > "$out.part" || exit 1
+if [ -n "$dest" ]; then rm -rf -- "$dest" && mkdir -p -- "$dest" || exit 1; fi
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+mkfifo "$tmp/h" "$tmp/a" || exit 1
+echo 0 > "$tmp/d"
+# From here on nothing exits before tee has opened the fifos their readers wait on.
+sha256sum < "$tmp/h" > "$tmp/sha" &
+hp=$!
+if [ -n "$dest" ]; then
+  { $decomp < "$tmp/a"; echo $? > "$tmp/d"; } | tar -C "$dest" --numeric-owner -xpf - &
+else
+  cat < "$tmp/a" > /dev/null &
+fi
+up=$!
+tee "$tmp/h" "$tmp/a" > "$out.part"
+w=$?
+wait $hp; h=$?
+wait $up; x=$?
+d=$(cat "$tmp/d")
+if [ "$w" != 0 ] || [ "$h" != 0 ] || [ "$x" != 0 ] || [ "$d" != 0 ]; then
+  rm -f "$out.part"
+  echo "write exit $w, sha256sum exit $h, decompressor exit $d, tar exit $x" >&2; exit 1
+fi
+mv "$out.part" "$out" || exit 1
+files=0 bytes=0
+if [ -n "$dest" ]; then
+  files=$(find "$dest" -xdev -type f | wc -l)
+  bytes=$(find "$dest" -xdev -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+fi
+echo "$files $bytes $(cut -d' ' -f1 "$tmp/sha") $(stat -c %s "$out")"
 '''
 
 # Unpack an archive into a fresh folder and count what came out. Prints: FILES BYTES.
@@ -219,8 +292,20 @@ def folder(backup_dir: str, project: str, bid: str = "") -> str:
     return f"{base}/{bid}" if bid else base
 
 
-def pack(src: str, out: str, compression: str) -> list[str]:
-    return ["sh", "-c", _PACK, "ferryman-pack", src, out, COMPRESS[compression]]
+def pack(src: str, out: str, compression: str, follow: bool = False) -> list[str]:
+    """follow: the archive is read while it is written (follow_archive)."""
+    return ["sh", "-c", _PACK, "ferryman-pack", src, out, COMPRESS[compression],
+            *(["follow"] if follow else [])]
+
+
+def follow_archive(out: str) -> list[str]:
+    """Streams the archive a `pack(..., follow=True)` is writing at `out`, whole."""
+    return ["sh", "-c", _FOLLOW, "ferryman-follow", out]
+
+
+def receive(out: str, dest: str, compression: str) -> list[str]:
+    """Writes stdin to `out` and (dest) unpacks it into a fresh `dest` as it arrives."""
+    return ["sh", "-c", _RECEIVE, "ferryman-receive", out, dest, DECOMPRESS[compression]]
 
 
 def parse_pack(stdout: str) -> tuple[int, int, str, int]:

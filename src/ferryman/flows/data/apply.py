@@ -37,9 +37,10 @@ async def plan_target(s: Site, m: ar.Manifest, safety_id: str) -> tuple[Snapshot
 
 
 def apply_steps(s: Site, m: ar.Manifest, safety: SnapshotPlan, live: dict[str, str], rid: str,
-                state: DataState) -> list[Step]:
+                state: DataState, received: bool = False) -> list[Step]:
     """m: the backup as planned (ids, archives, compression); its counts are read from
-    state.applied when the steps run. live: folders known at planning."""
+    state.applied when the steps run. live: folders known at planning. received: the
+    archives arrived verified and already unpacked beside the live folders (sync-data)."""
     q = Quiesce(s)
     stop, start = q.steps("apply")
     state.live.update(live)
@@ -53,9 +54,9 @@ def apply_steps(s: Site, m: ar.Manifest, safety: SnapshotPlan, live: dict[str, s
             raise PreconditionFailed(f"{s.label} has no {need} to unpack backup {applied.id}")
         return await verify_archives(s, applied)
 
-    steps = [Step(f"verify backup {m.id} on {s.label}", check, params={"items": [
-        i.label for i in m.items]}, host=s.label, commands=lines([digest_argv(s, m)])),
-        stop, snapshot.snapshot_step(s, q, safety, state)]
+    verify = Step(f"verify backup {m.id} on {s.label}", check, params={"items": [
+        i.label for i in m.items]}, host=s.label, commands=lines([digest_argv(s, m)]))
+    steps = [*([] if received else [verify]), stop, snapshot.snapshot_step(s, q, safety, state)]
     stagings: list[Staging] = []
     for item in m.items:
         archive = f"{s.folder(m.id)}/{item.archive}"
@@ -64,7 +65,7 @@ def apply_steps(s: Site, m: ar.Manifest, safety: SnapshotPlan, live: dict[str, s
         else:
             st = Staging(item, archive, live.get(item.name), rid)
             stagings.append(st)
-            steps.extend(_item_steps(s, m, st, state))
+            steps.extend(_item_steps(s, m, st, state, received))
     for guard in s.cfg.guards:
         if guard.applies_to(s.env):
             # No restart: the business containers start after the swap anyway.
@@ -117,7 +118,8 @@ def _dump_step(s: Site, m: ar.Manifest, item: ar.Item, archive: str, safety: Sna
                 commands=lines([load_argv]))
 
 
-def _item_steps(s: Site, m: ar.Manifest, st: Staging, state: DataState) -> list[Step]:
+def _item_steps(s: Site, m: ar.Manifest, st: Staging, state: DataState,
+                received: bool) -> list[Step]:
     item = st.item
 
     async def live() -> str:
@@ -154,12 +156,13 @@ def _item_steps(s: Site, m: ar.Manifest, st: Staging, state: DataState) -> list[
     def undone(argv: list[str]) -> dict[str, Any] | None:
         return {"kind": "commands", "host": s.label, "argvs": [argv]} if known else None
 
+    unpacking = Step(f"unpack {item.label} beside the live data on {s.label}", unpack,
+                     drop_staged, undo_data=undone(remove([st.paths()[1]])),
+                     params={"archive": st.archive, "files": item.files, "bytes": item.bytes},
+                     host=s.label, undo_if_failed=True,
+                     commands=lines([*create, *st.unpack(m.compression)]))
     return [
-        Step(f"unpack {item.label} beside the live data on {s.label}", unpack, drop_staged,
-             undo_data=undone(remove([st.paths()[1]])),
-             params={"archive": st.archive, "files": item.files, "bytes": item.bytes},
-             host=s.label, undo_if_failed=True,
-             commands=lines([*create, *st.unpack(m.compression)])),
+        *([] if received else [unpacking]),
         Step(f"swap in {item.label} on {s.label}", swap, unswap, host=s.label,
              undo_data=undone(st.unswap()),
              undo_if_failed=True, commands=lines([st.swap()])),

@@ -42,15 +42,17 @@ class SnapshotPlan:
 
 
 def plan_snapshot(bid: str, kind: str, folder: str, compression: str,
-                  items: list[ar.Item], folders: dict[str, str]) -> SnapshotPlan:
-    """folders: item name -> live folder, for every volume and path item."""
+                  items: list[ar.Item], folders: dict[str, str],
+                  follow: bool = False) -> SnapshotPlan:
+    """folders: item name -> live folder, for every volume and path item. follow: each
+    folder's archive is read while it is written (sync-data streams it to TO)."""
     planned, argvs = [], []
     for wanted in items:
         item = ar.Item(wanted.kind, wanted.name, engine=wanted.engine, user=wanted.user,
                        archive=ar.archive_name(wanted, compression))
         out = f"{folder}/{item.archive}"
         argvs.append(ar.dump(item, out, compression) if item.kind == "dump"
-                     else ar.pack(folders[item.name], out, compression))
+                     else ar.pack(folders[item.name], out, compression, follow))
         planned.append(item)
     return SnapshotPlan(bid, kind, folder, compression, planned, argvs)
 
