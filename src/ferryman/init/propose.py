@@ -155,10 +155,13 @@ def propose(req: Request, facts: list[HostFacts]) -> Proposal:
     src = req.source
     out = Proposal("", "", [], req.identity_file, req.known_hosts)
 
+    stopped: dict[str, list[Placed]] = {}
     for p in placed:
         if not p.c.running:
-            out.left_out.append(Item(p.c.name, f"{p.c.status} on {p.host}: only running "
-                                     "containers are proposed"))
+            stopped.setdefault(p.c.name, []).append(p)
+    for name, where in stopped.items():
+        said = ", ".join(f"{p.c.status} on {p.host}" for p in where)
+        out.left_out.append(Item(name, f"{said}: only running containers are proposed"))
     apps = [p for p in running if p.role.kind == cl.APP]
     services, others = _services(req, apps, facts, out)
     out.services = services
@@ -228,7 +231,8 @@ def _services(req: Request, apps: list[Placed], facts: list[HostFacts], out: Pro
         every = sorted({h for env in envs for h in hosts_of[env]})
         if on_hosts != every:
             e.hosts = on_hosts
-        _health(e, g, src, probes)
+        if left := _health(e, g, src, probes):
+            out.undecided.append(left)
         entries.append(e)
     return entries, others
 
@@ -256,7 +260,9 @@ def answered(code: int) -> bool:
     return 200 <= code < 400
 
 
-def _health(e: ServiceEntry, g: Group, src: str, probes: dict[str, dict[str, int]]) -> None:
+def _health(e: ServiceEntry, g: Group, src: str, probes: dict[str, dict[str, int]]
+            ) -> str | None:
+    """Fills in the service's health; returns what is left to decide, if anything."""
     here = g.on(src)
     checked = [p for p in here if p.c.healthcheck]
     if checked:
@@ -264,7 +270,7 @@ def _health(e: ServiceEntry, g: Group, src: str, probes: dict[str, dict[str, int
         now = ", ".join(f"{p.c.health or 'no status yet'} on {p.host}" for p in checked)
         e.health_why = (f"the image's own HEALTHCHECK (Docker says: {now}); check that it "
                         "tests the app itself, not only that a process runs")
-        return
+        return None
     for p in here:
         asked = probe_urls(p.c)
         for url in asked:
@@ -279,15 +285,21 @@ def _health(e: ServiceEntry, g: Group, src: str, probes: dict[str, dict[str, int
                                 "the app is broken (a page that always answers proves little)")
                 if elsewhere:
                     e.health_why += f"; it did not answer on {', '.join(elsewhere)}"
-                return
+                    return f"services.{e.key}.health: {url} did not answer on " + ", ".join(
+                        elsewhere)
+                return None
         if asked:
-            e.health_why = (f"no HEALTHCHECK in the image, and none of {len(asked)} URLs on "
-                            f"its published ports answered on {p.host} "
-                            f"({', '.join(HEALTH_PATHS)}): running is enough until you add "
+            ports = ", ".join(str(port.host_port) for port in p.c.ports)
+            e.health_why = (f"no HEALTHCHECK in the image, and no GET of "
+                            f"{', '.join(HEALTH_PATHS)} on its published ports ({ports}) "
+                            f"answered on {p.host}: running is enough until you add "
                             "health.http")
-            return
+            return (f"services.{e.key}.health: no HEALTHCHECK and no HTTP answer on ports "
+                    f"{ports}; running counts as healthy until you set health")
     e.health_why = ("no HEALTHCHECK in the image and no published port to probe: running is "
                     "enough until you add health.http or health.docker")
+    return (f"services.{e.key}.health: no HEALTHCHECK and no published port; running counts "
+            "as healthy until you set health")
 
 
 # --- data: what is copied, what is stopped -------------------------------------------------
@@ -296,7 +308,7 @@ def _health(e: ServiceEntry, g: Group, src: str, probes: dict[str, dict[str, int
 def _data(req: Request, running: list[Placed], services: list[ServiceEntry],
           others: list[Placed], facts: list[HostFacts], out: Proposal) -> None:
     src = req.source
-    key_of = _service_key_of(services)
+    key_of = _keys(running, services)
     business = [p for p in running if p.role.kind != cl.MONITOR]
     # Writers: the services (a compose service's key names its container on every host), then
     # apps that run outside the source environment.
@@ -331,7 +343,7 @@ def _data(req: Request, running: list[Placed], services: list[ServiceEntry],
     info = {(h.host, path): i for h in facts for path, i in h.paths.items()}
     volumes: dict[str, list[Placed]] = {}
     paths: dict[str, tuple[list[Placed], str]] = {}
-    left: dict[str, str] = {}
+    left: dict[str, tuple[str, list[Placed]]] = {}
     for p in business:
         for m in p.c.mounts:
             use = cl.mount_use(m, info.get((p.host, m.source)))
@@ -340,13 +352,12 @@ def _data(req: Request, running: list[Placed], services: list[ServiceEntry],
             elif use.verdict == cl.DATA:
                 paths.setdefault(m.source, ([], use.why))[0].append(p)
             else:
-                left.setdefault(m.source, f"{use.why}; used by "
-                                f"{key_of.get(p.c.name, p.c.name)} on {p.host}")
+                left.setdefault(m.source, (use.why, []))[1].append(p)
     for p in running:
         if p.role.kind == cl.MONITOR:
             for m in p.c.mounts:
-                if m.type == "volume" and not m.anonymous:
-                    left.setdefault(m.source, f"volume of {p.c.name}, a monitoring container")
+                if m.type == "volume" and not m.anonymous and m.source not in volumes:
+                    left.setdefault(m.source, ("volume of a monitoring container", []))[1].append(p)
     envs = [e.name for e in req.envs]
     for name, users in sorted(volumes.items()):
         on = sorted({p.env for p in users}, key=envs.index)
@@ -361,18 +372,20 @@ def _data(req: Request, running: list[Placed], services: list[ServiceEntry],
         outer = next((o for o in paths if o != path and path.startswith(o.rstrip("/") + "/")),
                      None)
         if outer:
-            left[path] = f"inside {outer}, which is copied whole"
+            left[path] = (f"inside {outer}, which is copied whole", users)
             continue
         out.paths.append(Item(path, f"{why} by {_users(users, key_of)} on {_where(users)}; "
                                     "check that it holds data, not code or a cache"))
-    for source, why in sorted(left.items()):
-        out.left_out.append(Item(source, why))
+    for source, (why, users) in sorted(left.items()):
+        out.left_out.append(Item(source, f"{why}; used by {_users(users, key_of)} on "
+                                         f"{_where(users)}"))
     if src not in {p.env for p in business}:
         out.undecided.append(f"nothing runs on {src} that holds data: data is empty")
 
 
-def _service_key_of(services: list[ServiceEntry]) -> dict[str, str]:
-    return {s.container or s.key: s.key for s in services if s.compose is None or s.container}
+def _keys(placed: list[Placed], services: list[ServiceEntry]) -> dict[str, str]:
+    """container name -> the key of its service, on every host."""
+    return {p.c.name: s.key for p in placed for s in services if _is(p, s)}
 
 
 def _users(users: list[Placed], key_of: dict[str, str]) -> str:
@@ -459,14 +472,7 @@ def find_hits(req: Request, facts: list[HostFacts], mounted: set[tuple[str, str]
 
 def _guards(req: Request, running: list[Placed], services: list[ServiceEntry],
             facts: list[HostFacts], out: Proposal) -> tuple[list[GuardEntry], list[Hit]]:
-    key_of = {}
-    for s in services:
-        key_of[s.container or s.key] = s.key
-    for p in running:
-        if p.c.compose:
-            for s in services:
-                if s.compose == p.c.compose:
-                    key_of[p.c.name] = s.key
+    key_of = _keys(running, services)
     business = [p for p in running if p.role.kind != cl.MONITOR]
     mounted = {(p.host, m.source) for p in business for m in p.c.mounts if m.type == "bind"}
     hits = find_hits(req, facts, mounted)

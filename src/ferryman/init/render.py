@@ -7,19 +7,25 @@ import json
 import re
 import textwrap
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from .propose import Item, Proposal
 
 WIDTH = 96
-# A plain YAML scalar that reads back as this very string (not a number, bool or null).
-_PLAIN = re.compile(r"[A-Za-z0-9_/~.@\[\]-][A-Za-z0-9_/~.@:+\[\]-]*")
-_SPECIAL = re.compile(r"(?i)(true|false|yes|no|on|off|null|~|y|n|[-+]?[0-9._]+(e[-+]?[0-9]+)?"
-                      r"|0x[0-9a-f]+|0o[0-7]+|\.inf|\.nan)")
+_PLAIN = re.compile(r"[A-Za-z0-9_/.][A-Za-z0-9_/~.@:+-]*")
+_YAML = YAML(typ="safe", pure=True)
 
 
 def scalar(value: str) -> str:
-    if _PLAIN.fullmatch(value) and not _SPECIAL.fullmatch(value) and not value.startswith(
-            ("[", "]", "-", "~")):
-        return value
+    """`value` written plain where YAML reads it back as this very string (not a number,
+    a bool or null), else double-quoted."""
+    if _PLAIN.fullmatch(value) and ": " not in value:
+        try:
+            if _YAML.load(value) == value:
+                return value
+        except YAMLError:
+            pass
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
 
 
@@ -36,8 +42,9 @@ class _Text:
             return
         pad = " " * indent + "# "
         for para in text.split("\n"):
+            hang = "  " if para.startswith("- ") else ""
             wrapped = textwrap.wrap(para, WIDTH - len(pad), break_long_words=False,
-                                    break_on_hyphens=False) or [""]
+                                    break_on_hyphens=False, subsequent_indent=hang) or [""]
             self.lines += [(pad + w).rstrip() for w in wrapped]
 
     def line(self, indent: int, text: str) -> None:
