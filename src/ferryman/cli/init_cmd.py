@@ -118,10 +118,18 @@ def _validate(text: str, target: Path) -> None:
                        EXIT_FLOW_FAILED) from None
 
 
+def _n(count: int, word: str) -> str:
+    if count == 1 or word.startswith("never"):
+        return f"{count} {word}"
+    head, _, tail = word.partition(" ")
+    return f"{count} {head}s{' ' + tail if tail else ''}"
+
+
 def _summary(p: Proposal, written: Path | None, req: request.Request) -> None:
-    counts = (f"{len(p.services)} services, {len(p.volumes)} volumes, {len(p.paths)} folders, "
-              f"{len(p.stop)} to stop, {len(p.never_stop)} never stopped, "
-              f"{len(p.guards)} guards")
+    counts = ", ".join(_n(n, w) for n, w in (
+        (len(p.services), "service"), (len(p.volumes), "volume"), (len(p.paths), "folder"),
+        (len(p.stop), "container to stop"), (len(p.never_stop), "never stopped"),
+        (len(p.guards), "guard")))
     where = f"wrote {written}: " if written else "proposed: "
     err_console.print(where + counts, style="green", highlight=False)
     if p.undecided:
