@@ -336,7 +336,8 @@ def _data(req: Request, running: list[Placed], services: list[ServiceEntry],
             why += ("; or keep it running and dump it live with data.dumps (postgres, mysql)")
         out.stop.append(Item(name, why))
     for p in running:
-        if p.role.kind == cl.MONITOR and p.c.name not in {i.value for i in out.never_stop}:
+        if p.role.kind == cl.MONITOR and p.c.name not in {
+                i.value for i in [*out.never_stop, *out.stop]}:
             where = _where(q for q in running if q.c.name == p.c.name)
             out.never_stop.append(Item(p.c.name, f"{p.role.reason}; on {where}"))
 
