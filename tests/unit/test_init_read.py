@@ -25,7 +25,7 @@ def run(argv: list[str]) -> str:
 def test_argv_builders_are_exact() -> None:
     assert read.inspect_all()[:2] == ["sh", "-c"]
     assert read.inspect_all()[3:] == ["ferryman-inspect-all"]
-    assert read.own_addresses() == ["hostname", "-I"]
+    assert read.own_addresses()[3:] == ["ferryman-addresses"]
     argv = read.config_files(["/opt/a", "/srv/b c"], max_bytes=1000)
     assert argv[:2] == ["sh", "-c"] and argv[3:] == ["ferryman-config-files", "1000", "/opt/a",
                                                      "/srv/b c"]
@@ -76,6 +76,18 @@ def test_config_files_reads_folders_files_and_odd_names(tmp_path: Path) -> None:
         str(single): '{"k": "v"}'}
     assert out[str(tmp_path / "absent")].kind == "absent"
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_own_addresses_leave_container_bridges_out() -> None:
+    ip = ("2: eth0    inet 172.30.30.58/24 brd 172.30.30.255 scope global eth0\\   valid_lft\n"
+          "3: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\\\n"
+          "4: br-5f2a    inet 172.18.0.1/16 scope global br-5f2a\\\n"
+          "2: eth0    inet6 2001:db8::5/64 scope global \\\n")
+    assert read.parse_own_addresses(ip) == ["172.30.30.58", "2001:db8::5"]
+    assert read.parse_own_addresses("10.0.0.5 172.17.0.1 \n") == ["10.0.0.5", "172.17.0.1"]
+    # On this machine, for real: whatever it prints parses, and no bridge address is kept.
+    mine = read.parse_own_addresses(run(read.own_addresses()))
+    assert "172.17.0.1" not in mine or "docker0" not in run(["sh", "-c", "ip -o addr || true"])
 
 
 def test_parse_config_files_ignores_garbage() -> None:

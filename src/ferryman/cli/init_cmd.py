@@ -20,7 +20,7 @@ from ..init.render import render
 from ..init.survey import survey
 from .common import err_console, execute, fail, options, print_json
 
-READ_ONLY = ("read-only: init ran docker ps and inspect, hostname -I, find and base64 on config "
+READ_ONLY = ("read-only: init ran docker ps and inspect, ip addr, find and base64 on config "
              "files under bind mounts, and HTTP GETs to published ports from the host itself; "
              "nothing was changed on {hosts}")
 

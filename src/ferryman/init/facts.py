@@ -103,7 +103,7 @@ class HostFacts:
     host: str  # its label in the proposal
     address: str  # the SSH address it was reached at
     containers: list[Seen] = field(default_factory=list)
-    addresses: list[str] = field(default_factory=list)  # `hostname -I`
+    addresses: list[str] = field(default_factory=list)  # its own, container bridges left out
     paths: dict[str, PathInfo] = field(default_factory=dict)  # bind sources
     probes: dict[str, int] = field(default_factory=dict)  # URL -> HTTP status (0: none)
 

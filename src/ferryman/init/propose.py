@@ -435,7 +435,8 @@ def parse_doc(name: str, text: str) -> tuple[str, Any] | None:
 
 
 def address_map(req: Request, facts: list[HostFacts]) -> dict[str, str]:
-    """address -> the environment it belongs to: --address, SSH hostnames, `hostname -I`."""
+    """address -> the environment it belongs to: --address, SSH hostnames, the hosts' own
+    addresses (container bridges left out)."""
     owners: dict[str, set[str]] = {}
     for e in req.envs:
         found = [e.address] if e.address else []
@@ -552,7 +553,7 @@ def _envs(req: Request, facts: list[HostFacts], hits: list[Hit], services: list[
             hosts = [h for h in facts if h.env == e.name and h.addresses]
             if hosts:
                 entry.address = hosts[0].addresses[0]
-                entry.address_why = (f"guessed: the first address `hostname -I` gives on "
+                entry.address_why = (f"guessed: the first address of "
                                      f"{hosts[0].host} ({first} is how this machine reaches "
                                      f"it); set it to the address config files of {e.name} "
                                      "should name, or give --address")

@@ -73,6 +73,14 @@ done
 """
 HEALTH_PATHS = ("/health", "/healthz", "/")  # as tried by _HTTP_STATUS, in order
 
+# The host's addresses with their interfaces (`ip`), else bare (`hostname -I`).
+_ADDRESSES = ('if command -v ip >/dev/null 2>&1; then exec ip -o addr show scope global; fi; '
+              'exec hostname -I')
+# Interfaces Docker and other container runtimes make: their addresses are the same on many
+# hosts and name no environment (172.17.0.1 is "this host" as any container sees it).
+BRIDGES = ("docker", "br-", "veth", "cni", "flannel", "cali", "virbr", "lxc", "tunl", "vxlan",
+           "weave", "kube")
+
 MAX_CONFIG_BYTES = 256 * 1024
 
 
@@ -81,7 +89,7 @@ def inspect_all() -> list[str]:
 
 
 def own_addresses() -> list[str]:
-    return ["hostname", "-I"]
+    return ["sh", "-c", _ADDRESSES, "ferryman-addresses"]
 
 
 def config_files(paths: list[str], max_bytes: int = MAX_CONFIG_BYTES) -> list[str]:
@@ -131,7 +139,17 @@ def parse_config_files(paths: list[str], stdout: str) -> dict[str, PathInfo]:
 
 
 def parse_own_addresses(stdout: str) -> list[str]:
-    return [a for a in stdout.split() if a]
+    """The host's own addresses, those of container bridges left out: from `ip -o addr`
+    lines (`2: eth0    inet 10.0.0.5/24 brd ... scope global eth0`), else `hostname -I`."""
+    out = []
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0].endswith(":") and fields[2] in ("inet", "inet6"):
+            if not fields[1].startswith(BRIDGES):
+                out.append(fields[3].split("/")[0])
+        elif line.strip() and not fields[0].endswith(":"):
+            out += fields  # hostname -I: one line of addresses, interfaces unknown
+    return list(dict.fromkeys(out))
 
 
 def parse_http_status(stdout: str) -> dict[str, int]:
