@@ -215,6 +215,15 @@ def test_data_folders_code_and_nested_paths(tmp_path: Path) -> None:
     assert "source code" in left["/opt/shop/tpl"]
     assert "read-only folder" in left["/opt/shop/conf"]
     assert "absent" in left["/gone"]
+    # A JSON file in that data folder naming an environment: a guard, with a word of caution.
+    facts[0].paths["/srv/shop/files"].files = {
+        "/srv/shop/files/site.json": '{"url": "https://10.0.0.58/"}'}
+    guards = {g.file: g for g in propose(REQ, facts).guards}
+    assert set(guards) == {CONFIG_FILE, "/srv/shop/files/site.json"}
+    guard = guards["/srv/shop/files/site.json"]
+    assert (guard.key, guard.restart) == ("url", ["files"])
+    assert "a folder the app writes to (/srv/shop/files)" in guard.why
+    assert guard.environments == ["test"]  # the file is on TEST only
     assert "anonymous volume" in left["f" * 64]
     # What init reads on the host for these: the bind sources, but not the machine's own.
     assert "/srv/shop/files" in bind_sources(facts[0].containers)

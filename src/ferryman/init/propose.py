@@ -517,6 +517,11 @@ def _guards(req: Request, running: list[Placed], services: list[ServiceEntry],
             why += ". Each environment's value names itself: the guard keeps it so"
         if restart:
             why += "; restart: the services that mount it"
+        writable = sorted({m.source for p in users for m in p.c.mounts if m.type == "bind"
+                           and m.rw and file.startswith(m.source.rstrip("/") + "/")})
+        if writable:
+            why += (f". It lies in a folder the app writes to ({', '.join(writable)}): check "
+                    "that it is configuration, not data")
         guards.append(GuardEntry(file, dotted, why, restart,
                                  has if has != envs else None))
     return guards, hits
