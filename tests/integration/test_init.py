@@ -30,16 +30,27 @@ FOOTPRINT = ("docker inspect --format '{{.Name}} {{.State.Status}} {{.State.Star
              f"sha256sum {CONFIG_FILE}; ls /var/lib/ferryman 2>&1")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    workdir = tmp_path_factory.mktemp("init") / "demo"
-    made = up(workdir, prefix=PREFIX)
+def _demo(factory: pytest.TempPathFactory, prefix: str,
+          kinds: dict[str, str] | None = None) -> Iterator[Demo]:
+    workdir = factory.mktemp("init") / "demo"
+    made = up(workdir, prefix=prefix, kinds=kinds)
     try:
         for host in made.hosts.values():
             made.lab.sh(host, EXTRA)
         yield made
     finally:
-        down(workdir, PREFIX)
+        down(workdir, prefix)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    yield from _demo(tmp_path_factory, PREFIX)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """TEST on Docker 20.10 with docker-compose v1, PROD on 26.1 with the compose v2 plugin."""
+    yield from _demo(tmp_path_factory, PREFIX + "-mixed", {"prod": "trixie"})
 
 
 def init(d: Demo, config: Path, *args: str, prod_port: int | None = None) -> Run:
@@ -84,7 +95,10 @@ def test_init_reads_without_changing_anything(demo: Demo, tmp_path: Path) -> Non
     assert found["yaml"] == shown.out
 
 
-def test_written_proposal_passes_config_check_and_releases(demo: Demo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pair", ["demo", "mixed"])
+def test_written_proposal_passes_config_check_and_releases(
+        pair: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    demo: Demo = request.getfixturevalue(pair)
     target = tmp_path / "ferryman.yml"
     made = init(demo, target, "--write")
     assert made.code == 0, made.err
