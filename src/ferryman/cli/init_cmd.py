@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,11 +36,11 @@ def init(
         None, "--address", metavar="NAME=ADDRESS",
         help="How others reach an environment, where that is not its SSH host (a tunnel, "
              "NAT): what its config files should name."),
-    identity_file: str = typer.Option(None, "--identity-file", "-i",
+    identity_file: str | None = typer.Option(None, "--identity-file", "-i",
                                       help="SSH private key for every host."),
-    known_hosts: str = typer.Option(None, "--known-hosts",
+    known_hosts: str | None = typer.Option(None, "--known-hosts",
                                     help="known_hosts file for every host."),
-    project: str = typer.Option(None, "--project", help="Project name (default: guessed)."),
+    project: str | None = typer.Option(None, "--project", help="Project name (default: guessed)."),
     write: bool = typer.Option(False, "--write", help="Write the proposal to the -c path "
                                "(ferryman.yml) instead of printing it."),
     force: bool = typer.Option(False, "--force", help="With --write: replace an existing "
@@ -75,17 +76,27 @@ def init(
     if json_out:
         print_json({"read_only": True, "hosts": [h.to_dict() for h in facts],
                     "proposal": dataclasses.asdict(proposal), "yaml": text})
-        return
-    if not write:
+    elif not write:
         typer.echo(text, nl=False)
-        _summary(proposal, None, req)
-        return
+    if write:
+        _write(target, text, now)
+    _summary(proposal, target if write else None, req)
+
+
+def _write(target: Path, text: str, now: datetime) -> None:
+    """Writes the file whole or not at all; an existing one (--force) is copied aside first."""
     if target.exists():
         backup = target.with_name(f"{target.name}.bak-{now:%Y%m%d-%H%M%S}")
-        os.replace(target, backup)
+        shutil.copy2(target, backup)
         err_console.print(f"kept the previous {target} as {backup}", highlight=False)
-    target.write_text(text, encoding="utf-8")
-    _summary(proposal, target, req)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _path(value: str | None) -> str | None:
