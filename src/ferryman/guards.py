@@ -29,13 +29,14 @@ class Verdict:
     fixed_value: str | None = None
 
 
-def _host_of(value: str) -> str:
+def host_of(value: str) -> str:
+    """The host a URL, `host:port` or bare host names, lowercased ("" when none)."""
     parts = urlsplit(value if "://" in value else f"//{value}")
     return (parts.hostname or "").lower()
 
 
 def names_self(value: str, own: str) -> bool:
-    return _host_of(value) in LOCAL_NAMES | {own.lower()}
+    return host_of(value) in LOCAL_NAMES | {own.lower()}
 
 
 def rewrite(value: str, own: str) -> str:

@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from . import check, config_cmd, data, demo, doctor, logs, release, restart, status, web
+from . import (
+    check,
+    config_cmd,
+    data,
+    demo,
+    doctor,
+    init_cmd,
+    logs,
+    release,
+    restart,
+    status,
+    web,
+)
 from .common import Options
 
 app = typer.Typer(
@@ -42,6 +54,7 @@ def main_options(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(demo.app, name="demo")
 app.add_typer(web.app, name="web")
+app.command("init")(init_cmd.init)
 app.command()(status.status)
 app.command()(check.check)
 app.command()(logs.logs)
