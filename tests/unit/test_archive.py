@@ -120,3 +120,56 @@ def test_dump_and_load_commands_exact_argv() -> None:
                         "--routines", "--triggers"]
     assert load[:6] == ["docker", "exec", "-i", "maria", "sh", "-c"]
     assert load[7:] == ["ferryman-load", "root", "shop", "mysql"]
+
+
+def test_digests_match_with_openssl_and_without(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b c"
+    a.write_bytes(b"x" * 100000)
+    b.write_bytes(b"")
+    want = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b)}
+    # Without OpenSSL: a PATH holding only the coreutils the script needs.
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("sh", "sha256sum", "cut"):
+        (bare / tool).symlink_to(subprocess.check_output(["which", tool], text=True).strip())
+    for env in (None, {"PATH": str(bare)}):
+        res = subprocess.run(ar.sha256([str(a), str(b), str(tmp_path / "gone")]),
+                             capture_output=True, text=True, env=env)
+        assert res.returncode == 1  # the missing file
+        assert ar.parse_sha256(res.stdout) == want
+
+
+def test_follow_and_receive_carry_an_archive_while_it_is_written(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for i in range(200):
+        (src / "d" / f"f{i}").write_bytes(bytes([i]) * (i * 97))
+    out, copy, dest = (tmp_path / "b/a.tar.zst", tmp_path / "c/a.tar.zst",
+                       tmp_path / "live.ferryman-new")
+    # The reader starts first and waits for the writer, as sync-data starts them.
+    follow = subprocess.Popen(ar.follow_archive(str(out)), stdout=subprocess.PIPE)
+    take = subprocess.Popen(ar.receive(str(copy), str(dest), "gzip"), stdin=follow.stdout,
+                            stdout=subprocess.PIPE, text=True)
+    packed = run(ar.pack(str(src), str(out), "gzip", follow=True))
+    assert packed.returncode == 0, packed.stderr
+    got, _ = take.communicate(timeout=30)
+    assert follow.wait(timeout=5) == 0 and take.returncode == 0
+    assert ar.parse_pack(got) == ar.parse_pack(packed.stdout)  # files, bytes, sha, size
+    assert copy.read_bytes() == out.read_bytes()
+    assert sorted(p.name for p in (dest / "d").iterdir()) == sorted(
+        p.name for p in (src / "d").iterdir())
+    assert not list(out.parent.glob("*.p*")) and not list(out.parent.glob("*.following"))
+
+
+def test_receive_of_a_cut_stream_fails_and_keeps_no_archive(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x").write_bytes(bytes(range(256)) * 4000)
+    out = tmp_path / "a.tar.gz"
+    assert run(ar.pack(str(src), str(out), "gzip")).returncode == 0
+    cut = out.read_bytes()[: out.stat().st_size // 2]
+    copy = tmp_path / "c/a.tar.gz"
+    res = subprocess.run(ar.receive(str(copy), str(tmp_path / "dest"), "gzip"), input=cut,
+                         capture_output=True)
+    assert res.returncode == 1
+    assert not copy.exists() and not copy.with_name(copy.name + ".part").exists()

@@ -20,12 +20,21 @@ from ..state import stamp_id
 EXTENSION = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
 MANIFEST = "manifest.json"
 
+# sha256 of stdin, printed first on its line: OpenSSL's where it is installed (it uses the
+# CPU's SHA instructions: 4x coreutils' sha256sum, measured on a 1 GB file), sha256sum
+# otherwise. The same digest either way.
+_SHA256_FN = r'''
+sha256() {
+  if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi
+}
+'''
+
 # Archive one folder: counts first (files, bytes of regular files), then the tar stream
 # through the compressor into the archive, hashed as it is written (no second read), each
 # side's status checked (dash has no pipefail). Prints: FILES BYTES SHA256 ARCHIVE_BYTES.
 # FOLLOW set: the archive is read while it grows (see _FOLLOW): its writer's pid is left in
 # OUT.pid, and the archive keeps its .part name until the reader has opened it.
-_PACK = r'''
+_PACK = _SHA256_FN + r'''
 set -u
 src=$1 out=$2 comp=$3 follow=${4:-}
 [ -d "$src" ] || { echo "no such folder: $src" >&2; exit 66; }
@@ -38,7 +47,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkfifo "$tmp/h" || exit 1
 [ -z "$follow" ] || echo $$ > "$out.pid" || exit 1
 # From here on nothing exits before tee has opened the fifo its reader waits on.
-sha256sum < "$tmp/h" > "$tmp/sha" &
+sha256 < "$tmp/h" > "$tmp/sha" &
 hp=$!
 { tar -C "$src" --numeric-owner -cf - . ; echo $? > "$tmp/t"; } \
   | { $comp; echo $? > "$tmp/z"; } | tee "$tmp/h" >> "$out.part"
@@ -47,7 +56,7 @@ wait $hp; h=$?
 t=$(cat "$tmp/t") z=$(cat "$tmp/z")
 if [ "$t" != 0 ] || [ "$z" != 0 ] || [ "$w" != 0 ] || [ "$h" != 0 ]; then
   rm -f "$out.part" "$out.pid"
-  echo "tar exit $t, compressor exit $z, write exit $w, sha256sum exit $h" >&2; exit 1
+  echo "tar exit $t, compressor exit $z, write exit $w, sha256 exit $h" >&2; exit 1
 fi
 if [ -n "$follow" ]; then
   i=0
@@ -72,13 +81,14 @@ done
 pid=$(cat "$out.pid")
 exec < "$out.part" || exit 1
 : > "$out.following" || exit 1
-exec tail -c +1 -s 0.2 --pid="$pid" -f -
+# Niced: where CPU is short, the snapshot the writers wait for goes first.
+exec nice -n 10 tail -c +1 -s 0.2 --pid="$pid" -f -
 '''
 
 # Take an archive from stdin: written to OUT, hashed, and (DEST set) unpacked into a fresh
 # DEST and counted, all from the one stream. Prints: FILES BYTES SHA256 ARCHIVE_BYTES
 # (FILES and BYTES 0 without DEST).
-_RECEIVE = r'''
+_RECEIVE = _SHA256_FN + r'''
 set -u
 out=$1 dest=$2 decomp=$3
 mkdir -p "$(dirname "$out")" && : > "$out.part" || exit 1
@@ -88,7 +98,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkfifo "$tmp/h" "$tmp/a" || exit 1
 echo 0 > "$tmp/d"
 # From here on nothing exits before tee has opened the fifos their readers wait on.
-sha256sum < "$tmp/h" > "$tmp/sha" &
+sha256 < "$tmp/h" > "$tmp/sha" &
 hp=$!
 if [ -n "$dest" ]; then
   { $decomp < "$tmp/a"; echo $? > "$tmp/d"; } | tar -C "$dest" --numeric-owner -xpf - &
@@ -103,7 +113,7 @@ wait $up; x=$?
 d=$(cat "$tmp/d")
 if [ "$w" != 0 ] || [ "$h" != 0 ] || [ "$x" != 0 ] || [ "$d" != 0 ]; then
   rm -f "$out.part"
-  echo "write exit $w, sha256sum exit $h, decompressor exit $d, tar exit $x" >&2; exit 1
+  echo "write exit $w, sha256 exit $h, decompressor exit $d, tar exit $x" >&2; exit 1
 fi
 mv "$out.part" "$out" || exit 1
 files=0 bytes=0
@@ -145,7 +155,7 @@ _UNSWAP = (
 
 # A database dump taken inside its running container, compressed on the host.
 # Prints: 1 BYTES SHA256 ARCHIVE_BYTES (BYTES: the dump's size uncompressed).
-_DUMP = r'''
+_DUMP = _SHA256_FN + r'''
 set -u
 out=$1 comp=$2 decomp=$3; shift 3
 mkdir -p "$(dirname "$out")" || exit 1
@@ -157,11 +167,11 @@ if [ "$d" != 0 ] || [ "$z" != 0 ]; then
 fi
 mv "$out.part" "$out" || exit 1
 bytes=$($decomp < "$out" | wc -c)
-echo "1 $bytes $(sha256sum "$out" | cut -d' ' -f1) $(stat -c %s "$out")"
+echo "1 $bytes $(sha256 < "$out" | cut -d' ' -f1) $(stat -c %s "$out")"
 '''
 
 # Feed a dump back into its database; both sides of the pipe checked.
-_LOAD_DUMP = r'''
+_LOAD_DUMP = _SHA256_FN + r'''
 set -u
 archive=$1 decomp=$2; shift 2
 st=$(mktemp) || exit 1
@@ -330,8 +340,20 @@ def unswap(live: str, staged: str, old: str) -> list[str]:
     return ["sh", "-c", _UNSWAP, "ferryman-unswap", live, staged, old]
 
 
+# One line per file as sha256sum prints it ("DIGEST  PATH"); a file that cannot be read
+# prints no line and the exit status says so.
+_DIGESTS = _SHA256_FN + r'''
+rc=0
+for f; do
+  d=$(sha256 < "$f") || { rc=1; continue; }
+  echo "${d%% *}  $f"
+done
+exit $rc
+'''
+
+
 def sha256(paths: list[str]) -> list[str]:
-    return ["sha256sum", "--", *paths]
+    return ["sh", "-c", _DIGESTS, "ferryman-sha256", *paths]
 
 
 def parse_sha256(stdout: str) -> dict[str, str]:
