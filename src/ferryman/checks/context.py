@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 class HostContext:
     def __init__(self, cfg: Config, pool: HostPool, env: str, label: str, *,
-                 stamp: str, domain: str | None = None) -> None:
+                 stamp: str, domain: str | None = None, tls_port: int = 443) -> None:
         self.cfg = cfg
         self.pool = pool
         self.env = env
@@ -33,6 +33,7 @@ class HostContext:
         self.placements: list[Placement] = [p for p in pool.placements(env) if p.host == label]
         self.stamp = stamp  # dated names for what --fix saves: 20260201-101500
         self.domain = domain
+        self.tls_port = tls_port  # where --domain's certificate is served
         self.connect_seconds: float | None = None
         self.redactor = Redactor(cfg.secrets)
         self._once: dict[Any, asyncio.Future[Any]] = {}
