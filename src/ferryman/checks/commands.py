@@ -287,17 +287,18 @@ def nginx_files(domain: str, dirs: Sequence[str]) -> list[str]:
 
 
 def split_files(stdout: str) -> dict[str, str]:
-    """path -> text from what _SCAN and _NGINX_FILES print."""
+    """path -> text from what _SCAN and _NGINX_FILES print (split on newlines alone:
+    str.splitlines would also split on the \\036 that marks a path)."""
     out: dict[str, str] = {}
     path = None
     chunks: list[str] = []
-    for line in stdout.splitlines(keepends=True):
+    for line in stdout.split("\n"):
         if line.startswith("\036"):
             if path is not None:
-                out[path] = "".join(chunks).removesuffix("\n")
-            path, chunks = line[1:].rstrip("\n"), []
+                out[path] = "\n".join(chunks).removesuffix("\n")
+            path, chunks = line[1:], []
         elif path is not None:
             chunks.append(line)
     if path is not None:
-        out[path] = "".join(chunks).removesuffix("\n")
+        out[path] = "\n".join(chunks).removesuffix("\n")
     return out

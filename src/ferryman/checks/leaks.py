@@ -31,7 +31,7 @@ MAX_NAMES = 40  # host names resolved per host, at most
 
 IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?![\w]|\.\d)")
 URL_HOST = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/\s'\"]*@)?(\[[^\]\s]+\]|[^:/\s'\"?#,;]+)")
-ASSIGN = re.compile(r"""["']?([A-Za-z_][\w.-]*)["']?\s*[:=]\s*["']?([^"'\s,;#}{]+)""")
+ASSIGN = re.compile(r"""["']?([A-Za-z_][\w.-]*)["']?[ \t]*[:=][ \t]*["']?([^"'\s,;#}{]+)""")
 HOST_KEY = re.compile(r"(host|hostname|addr|address|server|servers|endpoint|url|uri|dsn)$",
                       re.IGNORECASE)
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
