@@ -94,6 +94,18 @@ class HostContext:
         res = await self.cached(dc.inspect_containers(sorted(set(names))), timeout=60)
         return parse_containers(res.stdout)
 
+    async def all_containers(self) -> tuple[Result | None, dict[str, ContainerFacts]]:
+        """Every container of the host, stopped ones too, but those a release set aside
+        (NAME.ferryman-RELEASE, kept for a rollback), inspected once for every check."""
+        ps = await self.cached(dc.all_containers())
+        names = sorted({ln.partition("\t")[0].strip() for ln in ps.stdout.splitlines()}
+                       - {""})
+        names = [n for n in names if ".ferryman-" not in n]
+        if not names:
+            return None, {}
+        res = await self.cached(dc.inspect_containers(names), timeout=60)
+        return res, parse_containers(res.stdout)
+
     async def files_exist(self, paths: Sequence[str]) -> tuple[Result | None, dict[str, bool]]:
         if not paths:
             return None, {}

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..docker import commands as dc
-from ..docker.inspect import ContainerFacts, parse_containers
+from ..docker.inspect import ContainerFacts
 from ..transport import Result
 from . import commands as cc
 from .context import HostContext
@@ -259,10 +258,8 @@ async def run(ctx: HostContext) -> list[Finding]:
         return [ok(NAME, "-", "no other environment has an address of its own in "
                    "ferryman.yml to look for")]
     cfg_address = {n: e.own_address for n, e in cfg.environments.items()}
-    ps = await ctx.cached(dc.all_containers())
-    names = sorted({ln.partition("\t")[0].strip() for ln in ps.stdout.splitlines()} - {""})
-    inspected = await ctx.cached(dc.inspect_containers(names), timeout=60) if names else None
-    facts = parse_containers(inspected.stdout) if inspected else {}
+    inspected, facts = await ctx.all_containers()
+    names = sorted(facts)
     guards = [g for g in cfg.guards if g.applies_to(ctx.env)]
     roots = scan_roots(facts.values(), [g.file for g in guards])
     scanned = await ctx.run(cc.scan_files(roots), timeout=60) if roots else None

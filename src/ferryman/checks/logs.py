@@ -16,8 +16,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..docker import commands as dc
-from ..docker.inspect import ContainerFacts, parse_containers
+from ..docker.inspect import ContainerFacts
 from ..docker.runspec import log_flags
 from ..state import ABSENT, read_file
 from ..transport import CommandFailed
@@ -224,13 +223,9 @@ def _log_config(f: ContainerFacts) -> dict[str, Any]:
 
 
 async def _containers(ctx: HostContext) -> list[Finding]:
-    ps = await ctx.cached(dc.all_containers())
-    names = sorted({n for n in (ln.partition("\t")[0].strip() for ln in ps.stdout.splitlines())
-                    if n})
-    if not names:
+    res, facts = await ctx.all_containers()
+    if res is None:
         return []
-    res = await ctx.cached(dc.inspect_containers(names), timeout=60)
-    facts = parse_containers(res.stdout)
     paths = {n: f.raw.get("LogPath") or "" for n, f in facts.items()}
     wanted = [p for p in paths.values() if p]
     sizes_res = await ctx.run(cc.log_sizes(wanted)) if wanted else None

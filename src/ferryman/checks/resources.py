@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..docker import commands as dc
-from ..docker.inspect import ContainerFacts, parse_containers
+from ..docker.inspect import ContainerFacts
 from ..units import human_bytes
 from . import commands as cc
 from .containers import LOOP_RESTARTS, LOOP_WINDOW, age_seconds
@@ -204,12 +203,9 @@ async def run(ctx: HostContext) -> list[Finding]:
         fix=None if level == "OK" else Fix(
             "add memory or a swap file (`fallocate -l 2G /swapfile && mkswap /swapfile && "
             "swapon /swapfile`), or set limits so one container cannot starve the rest"))]
-    ps = await ctx.cached(dc.all_containers())
-    names = sorted({ln.partition("\t")[0].strip() for ln in ps.stdout.splitlines()} - {""})
-    if not names:
+    inspected, facts = await ctx.all_containers()
+    if inspected is None:
         return out
-    inspected = await ctx.cached(dc.inspect_containers(names), timeout=60)
-    facts = parse_containers(inspected.stdout)
     stats_res = await ctx.run(cc.container_stats(), timeout=60)
     stats = parse_stats(stats_res.stdout)
     oom_res = await ctx.run(cc.kernel_oom(), timeout=30)
