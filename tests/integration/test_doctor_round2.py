@@ -254,7 +254,7 @@ def test_expiring_self_signed_certificate_and_stale_nginx(demo: Demo) -> None:
        "    ssl_certificate_key /etc/ssl/shop/privkey.pem;\\n}\\n' "
        "> /etc/nginx/conf.d/shop.conf && "
        "(nohup openssl s_server -quiet -accept 443 -cert served.pem -key served.key -www "
-       ">/dev/null 2>&1 &)")
+       ">/dev/null 2>&1 & echo $! > /tmp/s_server.pid)")
     try:
         ip = demo.lab.ip_address(demo.hosts["prod"])
         wait_for("s_server did not listen", lambda: ":443 " in sh(demo, "ss -tln"))
@@ -285,4 +285,5 @@ def test_expiring_self_signed_certificate_and_stale_nginx(demo: Demo) -> None:
         (none,) = found(report, "certs", "shop.example.test", "FAIL")
         assert "no TLS answer" in none["summary"] and "refused" in none["summary"].lower()
     finally:
-        sh(demo, "pkill -x openssl; rm -rf /etc/ssl/shop /etc/nginx", check=False)
+        sh(demo, "kill $(cat /tmp/s_server.pid); rm -rf /etc/ssl/shop /etc/nginx "
+           "/tmp/s_server.pid", check=False)
