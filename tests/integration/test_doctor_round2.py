@@ -170,7 +170,7 @@ def test_test_naming_prods_database_and_redis(demo: Demo) -> None:
 def test_memory_limited_container_killed_by_oom(demo: Demo) -> None:
     # dd reads 64 MB into one buffer, under a 16 MB limit without swap.
     sh(demo, "docker run -d --name hog --memory 16m --memory-swap 16m ferryman-app:v1 "
-       "dd if=/dev/zero of=/dev/null bs=64M count=1")
+       "busybox dd if=/dev/zero of=/dev/null bs=64M count=1")
     try:
         wait_for("hog did not die", lambda: sh(
             demo, "docker inspect -f '{{.State.Status}}' hog").strip() == "exited")

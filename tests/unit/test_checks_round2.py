@@ -129,10 +129,18 @@ def test_hits_in_env_and_files() -> None:
     assert (named.address, named.via, named.kind) == ("cache.prod.test", "10.0.0.57",
                                                       "Redis, port 6379")
     assert "resolves to 10.0.0.57, prod's address" in leaks.summary(named, "test")
+    resolved["db.prod.test"] = {"10.0.0.57"}
+    (bare,) = leaks.find_hits("env", "shop-backend", "DB_HOST", None, "DB_HOST=db.prod.test",
+                              addr_all, resolved, own)
+    assert (bare.address, bare.via, bare.kind) == ("db.prod.test", "10.0.0.57", "database")
     text = ('{\n  "base_url": "http://10.0.0.57:9380",\n  "redis": {"host": "10.0.0.57"}\n}')
     hits = leaks.file_hits("/opt/shop/app_config.json", text, addr_all, resolved, own,
                            {"base_url"})
     assert [(h.subject, h.key) for h in hits] == [("/opt/shop/app_config.json:3", "host")]
+    (yml,) = leaks.file_hits("/conf/settings.yaml", "redis:\n  host: cache.prod.test\n",
+                             addr_all, resolved, own, set())
+    assert (yml.subject, yml.via, yml.text) == ("/conf/settings.yaml:2", "10.0.0.57",
+                                                "host: cache.prod.test")
     assert leaks.file_hits("/bin.json", "a\0b 10.0.0.57", addr_all, resolved, own, set()) == []
 
 

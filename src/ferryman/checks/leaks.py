@@ -187,7 +187,9 @@ def find_hits(source: str, where: str, key: str, line: int | None, text: str,
         hits.append(Hit(source, where, key, line, shown, a, env, cfg_address[env],
                         kind=kind_of(text, a, key)))
     named = {h.address for h in hits}
-    for n in sorted(names_in(text, key) - named):
+    # A variable's value is all value; a file's line is parsed for its key and value.
+    names = names_in(text.partition("=")[2], key) if source == "env" else names_in(text)
+    for n in sorted(names - named):
         for ip in sorted(resolved.get(n, set())):
             if ip in addr_env:
                 env = addr_env[ip]
