@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import MakeConfig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -64,20 +65,6 @@ def test_log_sizes_add_rotated_files() -> None:
     b = "/var/lib/docker/containers/bb/local-logs/container.log"
     out = (f"1048576 {a}\n10485760 {a}.1\n300 {b}\n200 {b}.1.gz\nnoise\n")
     assert logs.parse_sizes(out, [a, b, "/x"]) == {a: 11534336, b: 500, "/x": 0}
-
-
-def test_captured_container_without_rotation() -> None:
-    path = DATA / "logs_inspect.json"
-    if not path.exists():
-        return
-    facts = parse_containers(path.read_text())
-    chatty = facts["chatty"]
-    log = chatty.raw["HostConfig"]["LogConfig"]
-    assert log == {"Type": "json-file", "Config": {}}
-    assert logs.rotated(log["Type"], log["Config"]) is False
-    assert chatty.raw["LogPath"].endswith(f"{chatty.id}-json.log")
-    bounded = facts["quiet"].raw["HostConfig"]["LogConfig"]
-    assert logs.rotated(bounded["Type"], bounded["Config"]) is True
 
 
 # --- leaks ---------------------------------------------------------------------------------
@@ -331,3 +318,85 @@ def test_a_warn_that_stays_is_not_proven() -> None:
     rec.after = [Finding("logs", Status.WARN, "daemon default", "not in force until dockerd "
                          "restarts")]
     assert rec.proven
+
+
+# --- captured on real test hosts (tests/unit/capture_doctor.py) ----------------------------
+
+@pytest.fixture(params=["bookworm", "trixie"])
+def captured(request: pytest.FixtureRequest) -> dict:
+    return json.loads((DATA / f"{request.param}.json").read_text())
+
+
+def test_captured_logs(captured: dict) -> None:
+    facts = parse_containers(captured["inspect"]["stdout"])
+    chatty, quiet = facts["chatty"], facts["quiet"]
+    log = chatty.raw["HostConfig"]["LogConfig"]
+    assert log == {"Type": "json-file", "Config": {}}
+    assert logs.rotated(log["Type"], log["Config"]) is False
+    bounded = quiet.raw["HostConfig"]["LogConfig"]
+    assert bounded["Config"] == {"max-size": "1m", "max-file": "2"}
+    assert logs.rotated(bounded["Type"], bounded["Config"]) is True
+    paths = [f.raw["LogPath"] for f in facts.values()]
+    assert chatty.raw["LogPath"].endswith(f"{chatty.id}-json.log")
+    sizes = logs.parse_sizes(captured["log_sizes"]["stdout"], paths)
+    assert sizes[chatty.raw["LogPath"]] > 2000 * 50  # 2000 lines, as JSON records
+    assert sizes[quiet.raw["LogPath"]] == 0
+    # The test hosts' dockerd: no daemon.json, no --log-opt: json-file growing forever.
+    dockerd = logs.parse_dockerd_facts(captured["dockerd_facts"]["stdout"])
+    assert dockerd.args[:3] == ["dockerd", "--host=unix:///var/run/docker.sock", "--dns"]
+    assert dockerd.elapsed is not None and dockerd.now is not None and dockerd.mtime is None
+    info = json.loads(captured["docker_info"]["stdout"])
+    default = logs.daemon_default({}, dockerd.args, info["LoggingDriver"])
+    assert default == ("json-file", {}) and logs.rotated(*default) is False
+    assert "a release carries no log flag today" in logs._container_fix(
+        chatty, log).text
+    assert "logging: {driver: json-file" in logs._container_fix(facts["shop-api"], log).text
+
+
+def test_captured_memory_and_oom(captured: dict) -> None:
+    facts = parse_containers(captured["inspect"]["stdout"])
+    hog = facts["hog"]
+    assert hog.oom_killed and hog.exit_code == 137
+    assert hog.raw["HostConfig"]["Memory"] == 16 << 20
+    source, events = resources.parse_oom(captured["kernel_oom"]["stdout"])
+    assert source == "dmesg"
+    kills = [e for e in events if hog.id in e.ids]
+    assert len(kills) == 1 and kills[0].task == "busybox"
+    assert "Killed process" in kills[0].line  # the two kernel lines, joined
+    stats = resources.parse_stats(captured["stats"]["stdout"])
+    assert "hog" not in stats  # stopped: docker stats lists running containers
+    info = resources.parse_meminfo(captured["meminfo"]["stdout"])
+    level, text, kind = resources.verdict(hog, None, kills, info["MemTotal"])
+    assert (level, kind) == ("FAIL", "oom")
+    assert text.startswith("killed for lack of memory (State.OOMKilled; 1 OOM kill(s)")
+    web = stats["web"]
+    assert web.used and web.ceiling == pytest.approx(info["MemTotal"], rel=0.01)
+    level, text, kind = resources.verdict(facts["web"], web, [], info["MemTotal"])
+    assert level == "OK" and "no limit (host: " in text
+    assert resources.host_memory(info)[2]["total"] == info["MemTotal"]
+    host, resolution = clock.parse_date(captured["clock"]["stdout"])
+    assert host is not None and resolution == 0.0
+    assert captured["time_sync"]["stdout"] == ""  # nothing keeps a test host's clock
+
+
+def test_captured_leaks(captured: dict) -> None:
+    facts = parse_containers(captured["test_inspect"]["stdout"])
+    backend = facts["shop-backend"]
+    resolved = leaks.parse_resolved(captured["resolve"]["stdout"])
+    assert resolved == {"cache.prod.test": {"10.0.0.57"}, "nowhere.test": set()}
+    addr = {"10.0.0.57": "prod"}
+    own = {"prod": "10.0.0.57", "test": "10.0.0.58"}
+    hits = [h for e in backend.raw["Config"]["Env"]
+            for h in leaks.find_hits("env", backend.name, e.partition("=")[0], None, e, addr,
+                                     resolved, own)]
+    assert [(h.key, h.address, h.via) for h in hits] == [
+        ("DB_HOST", "10.0.0.57", None), ("REDIS_URL", "cache.prod.test", "10.0.0.57")]
+    assert leaks.scan_roots(facts.values(), []) == ["/opt/backend", "/opt/shop",
+                                                    "/opt/shop/app_config.json"]
+    files = split_files(captured["scan"]["stdout"])
+    assert set(files) == {"/opt/backend/settings.yaml", "/opt/shop/app_config.json",
+                          "/opt/shop/docker-compose.yml"}
+    found = [h for path, text in files.items()
+             for h in leaks.file_hits(path, text, addr, resolved, own, set())]
+    assert [(h.subject, h.via) for h in found] == [("/opt/backend/settings.yaml:2",
+                                                   "10.0.0.57")]
