@@ -65,7 +65,8 @@ def test_unrotated_logs_and_daemon_default_fix(demo: Demo) -> None:
     sh(demo, "docker run -d --name chatty ferryman-app:v1 sh -c 'i=0; while [ $i -lt 20000 ]; "
        "do echo \"line $i of a log that nothing rotates .....\"; i=$((i+1)); done; "
        "exec sleep 100000'; docker run -d --name quiet --log-opt max-size=1m "
-       "--log-opt max-file=2 ferryman-app:v1 sleep 100000")
+       "--log-opt max-file=2 ferryman-app:v1 sleep 100000; "
+       "docker run --name gone ferryman-app:v1 echo bye")
     try:
         wait_for("chatty did not write its lines", lambda: int(sh(
             demo, "docker logs chatty 2>&1 | wc -l")) >= 20000)
@@ -80,9 +81,12 @@ def test_unrotated_logs_and_daemon_default_fix(demo: Demo) -> None:
         assert chatty["data"]["bytes"] > 1_000_000
         assert chatty["data"]["log_path"].endswith("-json.log")
         assert "nothing rotates its log" in chatty["summary"]
-        assert chatty["data"]["log_path"] in evidence(chatty)
+        log_path = chatty["data"]["log_path"]
+        assert f"ferryman-log-sizes {log_path}\n{chatty['data']['bytes']} {log_path}" in \
+            evidence(chatty)
         assert "max-size=10m" in chatty["fix"]["text"]
         assert not found(report, "logs", "quiet")  # bounded, and not a service: not listed
+        assert not found(report, "logs", "gone")  # stopped with a small log: it grows no more
         (web,) = found(report, "logs", "web", "WARN")  # the demo started it without limits
         assert "a release carries no log flag today" in web["fix"]["text"]
         (api,) = found(report, "logs", "shop-api", "WARN")
@@ -118,7 +122,7 @@ def test_unrotated_logs_and_daemon_default_fix(demo: Demo) -> None:
         (backup,) = sh(demo, "ls /etc/docker/daemon.json.ferryman-doctor-*.bak").split()
         assert json.loads(sh(demo, f"cat {backup}"))["log-opts"] == {"labels": "x"}
     finally:
-        sh(demo, "docker rm -f chatty quiet; rm -f /etc/docker/daemon.json "
+        sh(demo, "docker rm -f chatty quiet gone; rm -f /etc/docker/daemon.json "
            "/etc/docker/daemon.json.ferryman-doctor-*", check=False)
 
 

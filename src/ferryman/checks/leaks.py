@@ -247,9 +247,8 @@ def summary(hit: Hit, env: str) -> str:
     kind = f" ({hit.kind})" if hit.kind else ""
     via = (f"{hit.address} resolves to {hit.via}, {hit.env}'s address" if hit.via else
            f"names {hit.env}'s address {hit.address}")
-    where = (f"{hit.where} env {hit.text}" if hit.source == "env"
-             else f"{hit.where} line {hit.line}: {hit.text}")
-    return (f"{where}: {via}{kind}: {env} works on {hit.env}'s "
+    # The subject says where (container and variable, or file and line).
+    return (f"{hit.text}: {via}{kind}: {env} works on {hit.env}'s "
             f"{hit.kind.split(',')[0] if hit.kind else 'services'}")
 
 

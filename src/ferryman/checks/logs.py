@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..docker.inspect import ContainerFacts
@@ -31,6 +31,7 @@ FILE_DRIVERS = ("json-file", "local")
 # The local driver rotates by itself: 20 MB files, 5 of them (Docker's documentation).
 LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5"}
 SUGGESTED = "--log-opt max-size=10m --log-opt max-file=3"
+QUIET_STOPPED = 10 << 20  # a stopped container's log this small is not worth a line
 COMPOSE_LOGGING = 'logging: {driver: json-file, options: {max-size: "10m", max-file: "3"}}'
 
 
@@ -242,13 +243,18 @@ async def _containers(ctx: HostContext) -> list[Finding]:
                 "opts": opts, "log_path": path, "bytes": size}
         now = f": {human_bytes(size)} now" if size is not None else ""
         bounded = rotated(driver, opts)
+        if bounded is False and name not in services and not f.running \
+                and (size or 0) < QUIET_STOPPED:
+            continue  # stopped, and its log is small: it grows no more
         if bounded is False:
             ev = [ctx.evidence(res, f"{name}: HostConfig.LogConfig {json.dumps(log)}\n"
                                     f"LogPath {path}")]
-            if sizes_res is not None:
-                ev.append(ctx.evidence(sizes_res, "\n".join(
-                    ln for ln in sizes_res.stdout.splitlines() if path and path in ln)
-                    or f"{path}: no file yet"))
+            if sizes_res is not None and path:
+                # The same script for this container's files alone prints these lines.
+                mine = "\n".join(ln for ln in sizes_res.stdout.splitlines()
+                                 if ln.partition(" ")[2].startswith(path))
+                ev.append(ctx.evidence(replace(sizes_res, argv=cc.log_sizes([path]),
+                                               stdout=mine), mine or f"{path}: no file yet"))
             out.append(warn(NAME, name, f"{describe(driver, opts)}: nothing rotates its log"
                             f"{now}", evidence=ev, fix=_container_fix(f, log), data=data))
         elif name in services:
