@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from labenv import Run, ferryman
 
+from ferryman.lab import Lab
 from ferryman.lab.demo import ADDRESSES, Demo, down, up
 
 PREFIX = f"ferryman-pytest-doc2-{uuid.uuid4().hex[:6]}"
@@ -126,6 +127,46 @@ def test_unrotated_logs_and_daemon_default_fix(demo: Demo) -> None:
            "/etc/docker/daemon.json.ferryman-doctor-*", check=False)
 
 
+def test_daemon_default_fix_validated_by_docker_26(tmp_path: Path) -> None:
+    # Docker 23+ can validate a daemon.json: the fix asks it, and puts the previous file back
+    # when dockerd refuses the result (here a key this dockerd does not know, kept by the merge).
+    lab = Lab(tmp_path, prefix=f"{PREFIX}-v26", kind="trixie")
+    try:
+        (host,) = lab.start(["test"])
+        cfg = tmp_path / "ferryman.yml"
+        cfg.write_text(f"""\
+version: 1
+project: shop
+log_dir: {tmp_path}/logs
+ssh:
+  known_hosts: {lab.known_hosts}
+environments:
+  test:
+    hosts:
+      - name: test-1
+        address: root@127.0.0.1:{host.port}
+        identity_file: {lab.key_path}
+""")
+        run, report = doctor(cfg, "--check", "logs", "--fix")
+        assert run.code == 0, run.out + run.err
+        (fixed,) = report["fixes"]
+        assert fixed["applied"] and fixed["proven"], fixed
+        assert "configuration OK" in run.err or "dockerd accepts it" in fixed["result"]
+        assert "cannot validate" not in fixed["result"]
+        assert json.loads(lab.sh(host, "cat /etc/docker/daemon.json"))["log-opts"] == {
+            "max-size": "10m", "max-file": "3"}
+
+        bad = '{"log-optz": {"max-size": "1m"}}'
+        lab.sh(host, f"echo '{bad}' > /etc/docker/daemon.json")
+        run, report = doctor(cfg, "--check", "logs", "--fix")
+        (refused,) = report["fixes"]
+        assert not refused["applied"] and "dockerd refuses" in refused["error"]
+        assert "don't match any configuration option" in run.err  # dockerd's own words
+        assert lab.sh(host, "cat /etc/docker/daemon.json").strip() == bad  # put back
+    finally:
+        lab.remove()
+
+
 def test_test_naming_prods_database_and_redis(demo: Demo) -> None:
     # TEST's backend: PROD's address in its env, a name that TEST's /etc/hosts turns into
     # PROD's address, the same in a YAML file under its bind mount and in the compose .env.
@@ -173,12 +214,18 @@ def test_test_naming_prods_database_and_redis(demo: Demo) -> None:
 
 def test_memory_limited_container_killed_by_oom(demo: Demo) -> None:
     # dd reads 64 MB into one buffer, under a 16 MB limit without swap.
+    # The same with a restart policy: killed, restarted, killed again.
     sh(demo, "docker run -d --name hog --memory 16m --memory-swap 16m ferryman-app:v1 "
-       "busybox dd if=/dev/zero of=/dev/null bs=64M count=1")
+       "busybox dd if=/dev/zero of=/dev/null bs=64M count=1; "
+       "docker run -d --name hogloop --restart always --memory 16m --memory-swap 16m "
+       "ferryman-app:v1 busybox dd if=/dev/zero of=/dev/null bs=64M count=1")
     try:
         wait_for("hog did not die", lambda: sh(
             demo, "docker inspect -f '{{.State.Status}}' hog").strip() == "exited")
+        wait_for("hogloop did not loop", lambda: int(sh(
+            demo, "docker inspect -f '{{.RestartCount}}' hogloop")) >= 3)
         assert sh(demo, "docker inspect -f '{{.State.OOMKilled}}' hog").strip() == "true"
+        hog_id = sh(demo, "docker inspect -f '{{.Id}}' hog").strip()
         run, report = doctor(demo.config, "prod", "--check", "resources")
         assert run.code == 1
         (hog,) = found(report, "resources", "hog", "FAIL")
@@ -187,14 +234,21 @@ def test_memory_limited_container_killed_by_oom(demo: Demo) -> None:
         assert "exit code 137: SIGKILL" in hog["summary"]
         assert "OOMKilled=true" in evidence(hog) and "HostConfig.Memory=16777216" in evidence(hog)
         assert "docker update --memory 32m --memory-swap 32m hog" in hog["fix"]["text"]
-        if hog["data"]["kernel_oom_kills"]:
-            assert "oom-kill" in evidence(hog) or "Killed process" in evidence(hog)
+        # The kernel's own lines name the container's cgroup.
+        assert hog["data"]["kernel_oom_kills"] == 1
+        assert "oom-kill: task=busybox pid=" in evidence(hog)
+        assert f"memcg=/docker/{hog_id}\n" in evidence(hog)
+        assert "Killed process" in evidence(hog)
+        (loop,) = found(report, "resources", "hogloop", "FAIL")
+        assert loop["data"]["kind"] == "oom" and loop["data"]["kernel_oom_kills"] >= 3
+        assert loop["data"]["restarts"] >= 3 and "restarting in a loop" in loop["summary"]
+        assert "exit code 137: SIGKILL" in loop["summary"]
         (mem,) = found(report, "resources", "host memory")
         assert mem["data"]["total"] > 0 and "MemTotal" in evidence(mem)
         web = found(report, "resources", "web", "OK")[0]
         assert web["data"]["used"] > 0 and web["data"]["limit"] == 0
     finally:
-        sh(demo, "docker rm -f hog", check=False)
+        sh(demo, "docker rm -f hog hogloop", check=False)
 
 
 def test_clocks_measured_against_this_machine_and_each_other(demo: Demo) -> None:

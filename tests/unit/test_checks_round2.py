@@ -185,6 +185,10 @@ def test_kernel_oom_lines_name_the_container() -> None:
     assert source == "dmesg" and len(events) == 2
     assert events[0].ids == [cid] and events[0].task == "dd" and events[0].pid == "4242"
     assert "Killed process 4242 (dd)" in events[0].line
+    assert events[0].brief == (f"[Tue Dec  1 01:50:00 2026] oom-kill: task=dd pid=4242 "
+                               f"memcg=/docker/{cid}\n[Tue Dec  1 01:50:00 2026] Memory cgroup "
+                               "out of memory: Killed process 4242 (dd) total-vm:67000kB, "
+                               "anon-rss:16000kB")
     assert events[1].ids == [] and events[1].task == "mysqld"
     assert resources.parse_oom("unreadable\n") == (None, [])
 

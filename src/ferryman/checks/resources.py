@@ -94,10 +94,11 @@ def parse_meminfo(stdout: str) -> dict[str, int]:
 
 @dataclass
 class OomEvent:
-    line: str
+    line: str  # the kernel's lines, whole
     task: str = ""
     pid: str = ""
     ids: list[str] = field(default_factory=list)
+    brief: str = ""  # the same, cut to what tells the kill apart (for the evidence)
 
 
 def parse_oom(stdout: str) -> tuple[str | None, list[OomEvent]]:
@@ -110,17 +111,22 @@ def parse_oom(stdout: str) -> tuple[str | None, list[OomEvent]]:
     source = lines[0].split(" ", 1)[1].strip() if lines[0].startswith("source ") else "?"
     events: list[OomEvent] = []
     for line in lines[1:]:
+        when = line.split("]", 1)[0] + "]" if line.startswith("[") else ""
         if "oom-kill:" in line:
             fields = dict(kv.split("=", 1) for kv in line.split("oom-kill:", 1)[1].split(",")
                           if "=" in kv)
+            brief = (f"{when} oom-kill: task={fields.get('task', '?')} pid="
+                     f"{fields.get('pid', '?')} memcg={fields.get('oom_memcg', '?')}").strip()
             events.append(OomEvent(line.strip(), fields.get("task", ""), fields.get("pid", ""),
-                                   sorted(set(re.findall(r"[0-9a-f]{64}", line)))))
+                                   sorted(set(re.findall(r"[0-9a-f]{64}", line))), brief))
         elif m := re.search(r"Killed process (\d+) \(([^)]*)\)", line):
+            said = re.sub(r"(anon-rss:\w+).*", r"\1", line.strip())
             match = next((e for e in reversed(events) if e.pid == m.group(1)), None)
             if match is None:
-                events.append(OomEvent(line.strip(), m.group(2), m.group(1)))
+                events.append(OomEvent(line.strip(), m.group(2), m.group(1), brief=said))
             else:
                 match.line += "\n" + line.strip()
+                match.brief += "\n" + said
     return source, events
 
 
@@ -233,7 +239,7 @@ async def run(ctx: HostContext) -> list[Finding]:
             ev.append(ctx.evidence(stats_res, "\n".join(
                 ln for ln in stats_res.stdout.splitlines() if ln.startswith(name + "\t"))))
         if kills:
-            ev.append(ctx.evidence(oom_res, "\n".join(e.line for e in kills[-2:])))
+            ev.append(ctx.evidence(oom_res, "\n".join(e.brief for e in kills[-2:])))
         maker = fail if level == "FAIL" else warn
         out.append(maker(NAME, name, text, evidence=ev, fix=_fix(kind, f), data=fdata))
     others = [e for e in events if not any(f.id in e.ids for f in facts.values())]
@@ -245,6 +251,6 @@ async def run(ctx: HostContext) -> list[Finding]:
         out.append(warn(NAME, "kernel log", f"{len(others)} OOM kill(s) of processes outside "
                         "this host's containers (the host's own services, or other "
                         "containers' cgroups)", evidence=[ctx.evidence(oom_res, "\n".join(
-                            e.line for e in others[-3:]))],
+                            e.brief for e in others[-3:]))],
                         data={"kills": [{"task": e.task, "pid": e.pid} for e in others]}))
     return out
