@@ -147,7 +147,7 @@ def test_scan_roots_skip_system_paths() -> None:
         "/etc/app.json", "/opt/shop", "/opt/shop/app_config.json", "/srv/conf"]
     listing = "\036/opt/shop/.env\nA=1\nB=2\n\036/srv/conf/x.yml\nredis: {}\n\n"
     assert split_files(listing) == {"/opt/shop/.env": "A=1\nB=2", "/srv/conf/x.yml":
-                                    "redis: {}\n"}
+                                    "redis: {}"}
 
 
 # --- resources -----------------------------------------------------------------------------
@@ -404,3 +404,43 @@ def test_captured_leaks(captured: dict) -> None:
              for h in leaks.file_hits(path, text, addr, resolved, own, set())]
     assert [(h.subject, h.via) for h in found] == [("/opt/backend/settings.yaml:2",
                                                    "10.0.0.57")]
+
+
+# --- commands are data -----------------------------------------------------------------------
+
+def test_command_builders() -> None:
+    from ferryman.checks import commands as cc
+
+    assert cc.clock() == ["date", "+%s.%N"]
+    assert cc.meminfo() == ["cat", "/proc/meminfo"]
+    assert cc.container_stats() == [
+        "docker", "stats", "--no-stream", "--format",
+        "{{.Name}}\t{{.ID}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.CPUPerc}}"]
+    assert cc.log_sizes(["/a", "/b"])[3:] == ["ferryman-log-sizes", "/a", "/b"]
+    assert cc.scan_files(["/opt/x"])[3:] == ["ferryman-scan", "3", "65536", "200", "/opt/x"]
+    assert cc.resolve_many(["db.prod"])[3:] == ["ferryman-resolve", "db.prod"]
+    assert cc.dockerd_validate("/etc/docker/daemon.json")[3:] == [
+        "ferryman-dockerd-validate", "/etc/docker/daemon.json"]
+    assert cc.nginx_files("shop.test", ["/etc/nginx"])[3:] == [
+        "ferryman-nginx-files", "shop.test", "/etc/nginx"]
+    for argv in (cc.log_sizes(["/a"]), cc.scan_files(["/a"]), cc.kernel_oom(), cc.time_sync(),
+                 cc.dockerd_facts(), cc.resolve_many(["a"])):
+        assert argv[:2] == ["sh", "-c"]
+
+
+def test_scan_and_sizes_scripts_take_odd_names_as_data(tmp_path: Path) -> None:
+    import subprocess
+
+    from ferryman.checks import commands as cc
+
+    odd = tmp_path / "a b;$(touch pwned).json"
+    odd.write_text('{"redis": {"host": "cache.prod.test"}}\n')
+    (tmp_path / "big.json").write_text("x" * 300_000)  # data, not configuration
+    (tmp_path / "notes.txt").write_text("not config-like\n")
+    out = subprocess.run(cc.scan_files([str(tmp_path)]), capture_output=True, text=True,
+                         cwd=tmp_path, check=True).stdout
+    assert split_files(out) == {str(odd): '{"redis": {"host": "cache.prod.test"}}'}
+    sizes = subprocess.run(cc.log_sizes([str(odd)]), capture_output=True, text=True,
+                           cwd=tmp_path, check=True).stdout
+    assert sizes == f"{odd.stat().st_size} {odd}\n"
+    assert not (tmp_path / "pwned").exists()

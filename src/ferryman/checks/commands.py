@@ -181,7 +181,8 @@ echo "this dockerd cannot validate a configuration file (before Docker 23)"
 """
 
 # Config-like files under the given roots (a root may be a file), each printed after a line
-# of \036 and its path; small files only, a bounded number of them.
+# of \036 and its path; files under 256 KB only (a bigger one is data, not configuration),
+# the first SIZE bytes of each, COUNT files at most.
 _SCAN = r"""
 depth=$1 size=$2 count=$3; shift 3
 for r; do
@@ -190,7 +191,8 @@ for r; do
     find "$r" -maxdepth "$depth" -type f \( -name '*.json' -o -name '*.yml' -o -name '*.yaml' \
       -o -name '*.env' -o -name '.env' -o -name '.env.*' -o -name '*.ini' -o -name '*.conf' \
       -o -name '*.cnf' -o -name '*.cfg' -o -name '*.properties' -o -name '*.toml' \
-      -o -name '*.xml' \) -not -path '*/node_modules/*' -not -path '*/.git/*' 2>/dev/null
+      -o -name '*.xml' \) -size -256k -not -path '*/node_modules/*' -not -path '*/.git/*' \
+      2>/dev/null
   fi
 done | sort -u | head -n "$count" | while IFS= read -r f; do
   printf '\036%s\n' "$f"
@@ -287,12 +289,12 @@ def nginx_files(domain: str, dirs: Sequence[str]) -> list[str]:
 
 
 def split_files(stdout: str) -> dict[str, str]:
-    """path -> text from what _SCAN and _NGINX_FILES print (split on newlines alone:
-    str.splitlines would also split on the \\036 that marks a path)."""
+    """path -> text (without its last newline) from what _SCAN and _NGINX_FILES print; split
+    on newlines alone: str.splitlines would also split on the \\036 that marks a path."""
     out: dict[str, str] = {}
     path = None
     chunks: list[str] = []
-    for line in stdout.split("\n"):
+    for line in stdout.removesuffix("\n").split("\n"):
         if line.startswith("\036"):
             if path is not None:
                 out[path] = "\n".join(chunks).removesuffix("\n")
