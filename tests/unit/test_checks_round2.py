@@ -5,11 +5,11 @@ commands); the rest are shaped like them to reach the edges."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import MakeConfig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,6 +18,7 @@ from ferryman.checks import certs, clock, leaks, logs, resources
 from ferryman.checks.commands import split_files
 from ferryman.checks.findings import Finding, Status, warn
 from ferryman.checks.runner import FixRecord
+from ferryman.config import Config
 from ferryman.docker.inspect import parse_containers
 
 DATA = Path(__file__).parent / "data" / "doctor"
@@ -69,7 +70,7 @@ def test_log_sizes_add_rotated_files() -> None:
 
 # --- leaks ---------------------------------------------------------------------------------
 
-def test_other_environments_addresses(make_config: MakeConfig) -> None:
+def test_other_environments_addresses(make_config: Callable[..., Config]) -> None:
     cfg = make_config()
     # Both demo environments' hosts are 127.0.0.1: a loopback address names nobody.
     assert leaks.targets(cfg, "test") == {"10.0.0.57": "prod"}
