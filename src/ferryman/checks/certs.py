@@ -235,8 +235,8 @@ async def _nginx(ctx: HostContext, served: CertFacts | None, domain: str,
     leaf = facts(chain[0])
     data.update({"file_fingerprint": leaf.fingerprint, "file_not_after": leaf.not_after
                  .isoformat(), "file_certificates": len(chain)})
-    ev.append(Evidence(f"{b.certificate} (read with {read_file(b.certificate)[0]} ...)",
-                       describe(leaf) + f"; {len(chain)} certificate(s) in the file"))
+    ev.append(ctx.evidence(read, describe(leaf) + f"; {len(chain)} certificate(s) in the "
+                                                  "file"))
     if served is not None and served.fingerprint != leaf.fingerprint:
         return fail(NAME, "nginx", f"{where} names {b.certificate} (valid to "
                     f"{leaf.not_after:%Y-%m-%d}), but the host serves another certificate "
