@@ -24,8 +24,8 @@ from labenv import Run, ferryman
 from ferryman.lab.demo import ADDRESSES, CONFIG_FILE, Demo, down, up
 
 PREFIX = f"ferryman-pytest-doc-{uuid.uuid4().hex[:6]}"
-CHECKS = {"host", "runmode", "containers", "networks", "firewall", "ports", "reach", "guards",
-          "disk"}
+CHECKS = {"host", "runmode", "containers", "resources", "logs", "networks", "firewall", "ports",
+          "reach", "guards", "leaks", "disk", "clock", "certs"}
 FIREWALLD = ("nft add table inet firewalld; "
              "nft add chain inet firewalld filter_FORWARD "
              "'{ type filter hook forward priority 0 ; }'; "

@@ -180,7 +180,8 @@ def test_doctor_finds_prods_config_naming_test_and_fixes_it(admin: object, site:
     bad = page.locator(".finding.fail", has_text="guards").inner_text()  # type: ignore[attr-defined]
     assert "10.0.0.58" in bad and "safe" in bad
     site.shot(page, "02-doctor-prod")
-    page.click("text=Apply 1 safe fix(es)")  # type: ignore[attr-defined]
+    # The guard's fix, and the log rotation default for daemon.json.
+    page.click("text=Apply 2 safe fix(es)")  # type: ignore[attr-defined]
     assert "fix guards" in page.locator("#steps").inner_text()  # type: ignore[attr-defined]
     page.fill("#confirm-prod", "prod")  # type: ignore[attr-defined]
     page.click("#go")  # type: ignore[attr-defined]

@@ -144,3 +144,163 @@ def restore_file(path: str, backup: str) -> list[str]:
 
 def nginx_test() -> list[str]:
     return ["nginx", "-t"]
+
+
+# --- logs, leaks, resources, clock, certificates -----------------------------------------
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+
+# When daemon.json last changed and how long dockerd has run: a default written after dockerd
+# started is not in force yet. dockerd's own flags (--log-opt ...) count as much as the file.
+_DOCKERD_FACTS = r"""
+f=$1
+echo "now $(date +%s)"
+[ -e "$f" ] && echo "mtime $(stat -c %Y "$f")"
+pid=$(pgrep -o -x dockerd 2>/dev/null)
+if [ -n "$pid" ]; then
+  echo "dockerd_elapsed $(ps -o etimes= -p "$pid" | tr -d ' ')"
+  echo "dockerd_args $(tr '\0' ' ' < "/proc/$pid/cmdline")"
+fi
+exit 0
+"""
+
+# Size of each log file and of its rotated siblings (NAME.1, NAME.2.gz ...).
+_LOG_SIZES = r"""
+for p; do
+  for f in "$p" "$p".*; do [ -f "$f" ] && stat -c '%s %n' -- "$f"; done
+done
+exit 0
+"""
+
+# Refuses a daemon.json dockerd would not start with, where dockerd can say so (23.0+).
+_DOCKERD_VALIDATE = r"""
+if dockerd --help 2>&1 | grep -q -e '--validate'; then
+  exec dockerd --validate --config-file "$1"
+fi
+echo "this dockerd cannot validate a configuration file (before Docker 23)"
+"""
+
+# Config-like files under the given roots (a root may be a file), each printed after a line
+# of \036 and its path; files under 256 KB only (a bigger one is data, not configuration),
+# the first SIZE bytes of each, COUNT files at most.
+_SCAN = r"""
+depth=$1 size=$2 count=$3; shift 3
+for r; do
+  if [ -f "$r" ]; then printf '%s\n' "$r"
+  elif [ -d "$r" ]; then
+    find "$r" -maxdepth "$depth" -type f \( -name '*.json' -o -name '*.yml' -o -name '*.yaml' \
+      -o -name '*.env' -o -name '.env' -o -name '.env.*' -o -name '*.ini' -o -name '*.conf' \
+      -o -name '*.cnf' -o -name '*.cfg' -o -name '*.properties' -o -name '*.toml' \
+      -o -name '*.xml' \) -size -256k -not -path '*/node_modules/*' -not -path '*/.git/*' \
+      2>/dev/null
+  fi
+done | sort -u | head -n "$count" | while IFS= read -r f; do
+  printf '\036%s\n' "$f"
+  head -c "$size" -- "$f"
+  printf '\n'
+done
+exit 0
+"""
+
+# Each name, then the addresses the host's resolver (and /etc/hosts) gives it.
+_RESOLVE_MANY = r"""
+for n; do
+  printf '== %s\n' "$n"
+  timeout 3 getent ahosts "$n" | cut -d' ' -f1 | sort -u
+done
+exit 0
+"""
+
+# The kernel's OOM lines, from dmesg or the journal; "unreadable" when neither answers.
+_KERNEL_OOM = r"""
+if out=$(dmesg -T 2>/dev/null) || out=$(dmesg 2>/dev/null); then src=dmesg
+elif out=$(journalctl -k -q --no-pager 2>/dev/null); then src=journal
+else echo "unreadable"; exit 0; fi
+echo "source $src"
+printf '%s\n' "$out" | grep -i -E 'oom-kill|out of memory|killed process' | tail -n 60
+exit 0
+"""
+
+# What keeps the host's clock right, if anything.
+_TIME_SYNC = r"""
+if command -v timedatectl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  echo "synchronized $(timedatectl show -p NTPSynchronized --value 2>/dev/null)"
+fi
+for d in chronyd ntpd systemd-timesyncd openntpd; do
+  pgrep -x "$d" >/dev/null 2>&1 && echo "daemon $d"
+done
+exit 0
+"""
+
+# nginx's configuration files that name a domain, printed like _SCAN's.
+_NGINX_FILES = r"""
+domain=$1; shift
+command -v nginx >/dev/null 2>&1 && echo "nginx $(command -v nginx)"
+for d; do [ -d "$d" ] && grep -rlF -- "$domain" "$d" 2>/dev/null; done | sort -u | head -n 20 |
+while IFS= read -r f; do printf '\036%s\n' "$f"; head -c 200000 -- "$f"; printf '\n'; done
+exit 0
+"""
+
+
+def dockerd_facts(path: str = DAEMON_JSON) -> list[str]:
+    return ["sh", "-c", _DOCKERD_FACTS, "ferryman-dockerd", path]
+
+
+def log_sizes(paths: Sequence[str]) -> list[str]:
+    return ["sh", "-c", _LOG_SIZES, "ferryman-log-sizes", *paths]
+
+
+def dockerd_validate(path: str) -> list[str]:
+    return ["sh", "-c", _DOCKERD_VALIDATE, "ferryman-dockerd-validate", path]
+
+
+def scan_files(roots: Sequence[str], depth: int = 3, size: int = 65536,
+               count: int = 200) -> list[str]:
+    return ["sh", "-c", _SCAN, "ferryman-scan", str(depth), str(size), str(count), *roots]
+
+
+def resolve_many(names: Sequence[str]) -> list[str]:
+    return ["sh", "-c", _RESOLVE_MANY, "ferryman-resolve", *names]
+
+
+def container_stats() -> list[str]:
+    return ["docker", "stats", "--no-stream", "--format",
+            "{{.Name}}\t{{.ID}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.CPUPerc}}"]
+
+
+def meminfo() -> list[str]:
+    return ["cat", "/proc/meminfo"]
+
+
+def kernel_oom() -> list[str]:
+    return ["sh", "-c", _KERNEL_OOM, "ferryman-kernel-oom"]
+
+
+def clock() -> list[str]:
+    return ["date", "+%s.%N"]
+
+
+def time_sync() -> list[str]:
+    return ["sh", "-c", _TIME_SYNC, "ferryman-time-sync"]
+
+
+def nginx_files(domain: str, dirs: Sequence[str]) -> list[str]:
+    return ["sh", "-c", _NGINX_FILES, "ferryman-nginx-files", domain, *dirs]
+
+
+def split_files(stdout: str) -> dict[str, str]:
+    """path -> text (without its last newline) from what _SCAN and _NGINX_FILES print; split
+    on newlines alone: str.splitlines would also split on the \\036 that marks a path."""
+    out: dict[str, str] = {}
+    path = None
+    chunks: list[str] = []
+    for line in stdout.removesuffix("\n").split("\n"):
+        if line.startswith("\036"):
+            if path is not None:
+                out[path] = "\n".join(chunks).removesuffix("\n")
+            path, chunks = line[1:], []
+        elif path is not None:
+            chunks.append(line)
+    if path is not None:
+        out[path] = "\n".join(chunks).removesuffix("\n")
+    return out

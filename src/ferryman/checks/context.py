@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 class HostContext:
     def __init__(self, cfg: Config, pool: HostPool, env: str, label: str, *,
-                 stamp: str, domain: str | None = None) -> None:
+                 stamp: str, domain: str | None = None, tls_port: int = 443) -> None:
         self.cfg = cfg
         self.pool = pool
         self.env = env
@@ -33,6 +33,7 @@ class HostContext:
         self.placements: list[Placement] = [p for p in pool.placements(env) if p.host == label]
         self.stamp = stamp  # dated names for what --fix saves: 20260201-101500
         self.domain = domain
+        self.tls_port = tls_port  # where --domain's certificate is served
         self.connect_seconds: float | None = None
         self.redactor = Redactor(cfg.secrets)
         self._once: dict[Any, asyncio.Future[Any]] = {}
@@ -92,6 +93,18 @@ class HostContext:
             return {}
         res = await self.cached(dc.inspect_containers(sorted(set(names))), timeout=60)
         return parse_containers(res.stdout)
+
+    async def all_containers(self) -> tuple[Result | None, dict[str, ContainerFacts]]:
+        """Every container of the host, stopped ones too, but those a release set aside
+        (NAME.ferryman-RELEASE, kept for a rollback), inspected once for every check."""
+        ps = await self.cached(dc.all_containers())
+        names = sorted({ln.partition("\t")[0].strip() for ln in ps.stdout.splitlines()}
+                       - {""})
+        names = [n for n in names if ".ferryman-" not in n]
+        if not names:
+            return None, {}
+        res = await self.cached(dc.inspect_containers(names), timeout=60)
+        return res, parse_containers(res.stdout)
 
     async def files_exist(self, paths: Sequence[str]) -> tuple[Result | None, dict[str, bool]]:
         if not paths:

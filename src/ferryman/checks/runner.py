@@ -17,7 +17,22 @@ from ..flows.lock import env_lock
 from ..hosts import HostPool
 from ..steps import Step, run_steps
 from ..transport import CommandFailed, TransportError
-from . import config_guards, containers, disk, firewall, host, networks, ports, reach, runmode
+from . import (
+    certs,
+    clock,
+    config_guards,
+    containers,
+    disk,
+    firewall,
+    host,
+    leaks,
+    logs,
+    networks,
+    ports,
+    reach,
+    resources,
+    runmode,
+)
 from .context import HostContext
 from .findings import Evidence, Finding, Fix, Status, fail, warn, worst
 
@@ -28,12 +43,17 @@ CHECKS: dict[str, Check] = {
     host.NAME: host.run,
     runmode.NAME: runmode.run,
     containers.NAME: containers.run,
+    resources.NAME: resources.run,
+    logs.NAME: logs.run,
     networks.NAME: networks.run,
     firewall.NAME: firewall.run,
     ports.NAME: ports.run,
     reach.NAME: reach.run,
     config_guards.NAME: config_guards.run,
+    leaks.NAME: leaks.run,
     disk.NAME: disk.run,
+    clock.NAME: clock.run,
+    certs.NAME: certs.run,
 }
 
 
@@ -60,8 +80,12 @@ class FixRecord:
 
     @property
     def proven(self) -> bool:
-        """Applied, and the check that found it (and those it asked for) has no FAIL now."""
-        return self.applied and bool(self.rechecked) and all(
+        """Applied, the check that found it (and those it asked for) has no FAIL now, and it
+        no longer says what it said (a WARN that stays the same was not mended)."""
+        f = self.finding
+        same = any(x.subject == f.subject and x.status == f.status and x.summary == f.summary
+                   for x in self.after)
+        return self.applied and bool(self.rechecked) and not same and all(
             s != Status.FAIL for s in self.rechecked.values())
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,9 +186,10 @@ async def run_checks(ctx: HostContext, names: list[str]) -> list[Finding]:
 
 
 async def examine_host(cfg: Config, pool: HostPool, env: str, label: str, names: list[str],
-                       *, stamp: str, domain: str | None = None) -> HostReport:
+                       *, stamp: str, domain: str | None = None,
+                       tls_port: int = 443) -> HostReport:
     await pool.resolve(env)
-    ctx = HostContext(cfg, pool, env, label, stamp=stamp, domain=domain)
+    ctx = HostContext(cfg, pool, env, label, stamp=stamp, domain=domain, tls_port=tls_port)
     t0 = time.monotonic()
     try:
         await ctx.host.run(["true"], timeout=cfg.ssh.connect_timeout + 30, check=True)
@@ -178,16 +203,21 @@ async def examine_host(cfg: Config, pool: HostPool, env: str, label: str, names:
 
 
 async def examine(cfg: Config, pool: HostPool, envs: list[str], names: list[str] | None = None,
-                  *, stamp: str | None = None, domain: str | None = None) -> Report:
+                  *, stamp: str | None = None, domain: str | None = None,
+                  tls_port: int = 443) -> Report:
     chosen = [n for n in CHECKS if names is None or n in names]
     stamp = stamp or stamp_now()
-    jobs = [examine_host(cfg, pool, env, label, chosen, stamp=stamp, domain=domain)
+    jobs = [examine_host(cfg, pool, env, label, chosen, stamp=stamp, domain=domain,
+                         tls_port=tls_port)
             for env in envs for label, _ in pool.hosts(env)]
-    return Report(list(await asyncio.gather(*jobs)))
+    report = Report(list(await asyncio.gather(*jobs)))
+    if clock.NAME in chosen:
+        clock.compare(report.hosts)  # hosts against each other, once all are measured
+    return report
 
 
 async def apply_fixes(cfg: Config, pool: HostPool, report: Report, bus: EventBus, *,
-                      stamp: str, domain: str | None = None) -> Report:
+                      stamp: str, domain: str | None = None, tls_port: int = 443) -> Report:
     """Runs every safe fix as a step (logged, timed, raw output on failure), then the checks
     they concern again; their new findings replace the old ones in the report."""
     order = list(CHECKS)
@@ -223,7 +253,8 @@ async def apply_fixes(cfg: Config, pool: HostPool, report: Report, bus: EventBus
         for r in mine:
             names.update(r.finding.fix.recheck if r.finding.fix else ())
         again = [n for n in order if n in names]
-        ctx = HostContext(cfg, pool, hr.env, hr.host, stamp=stamp, domain=domain)
+        ctx = HostContext(cfg, pool, hr.env, hr.host, stamp=stamp, domain=domain,
+                          tls_port=tls_port)
         try:
             fresh = await run_checks(ctx, again)
         except TransportError as exc:

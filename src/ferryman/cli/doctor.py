@@ -106,8 +106,11 @@ def doctor(
     fix: bool = typer.Option(False, "--fix", help="Apply the safe fixes (with backups), then "
                              "check again."),
     json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
-    domain: str | None = typer.Option(None, "--domain", help="The app's domain, for the DNS "
-                                      "layer of the reach check (resolved on the host)."),
+    domain: str | None = typer.Option(None, "--domain", help="The app's domain: the DNS layer "
+                                      "of the reach check (resolved on the host) and the "
+                                      "certificate served for it (certs)."),
+    tls_port: int = typer.Option(443, "--tls-port", min=1, max=65535, help="Port where the "
+                                 "hosts serve --domain over TLS (certs check)."),
     only: list[str] = typer.Option(None, "--check", help=CHECK_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before fixing."),
 ) -> None:
@@ -125,13 +128,15 @@ def doctor(
         async with open_pool(cfg, bus) as pool:
             for env in names:
                 pool.env(env)
-            report = await examine(cfg, pool, names, only or None, stamp=stamp, domain=domain)
+            report = await examine(cfg, pool, names, only or None, stamp=stamp, domain=domain,
+                                   tls_port=tls_port)
             if fix and report.pending:
                 for env in dict.fromkeys(f.env for f in report.pending):
                     todo = [f for f in report.pending if f.env == env]
                     confirm(cfg, env, f"apply {len(todo)} fix(es) on {env}: " + "; ".join(
                         f.fix.text for f in todo if f.fix), yes)
-                report = await apply_fixes(cfg, pool, report, bus, stamp=stamp, domain=domain)
+                report = await apply_fixes(cfg, pool, report, bus, stamp=stamp, domain=domain,
+                                            tls_port=tls_port)
             return report
 
     try:

@@ -487,3 +487,8 @@ def _command(config: Json, image: Json | None, carry: _Carry) -> tuple[list[str]
     words = [carry.value("entrypoint word", w) for w in entry] if entry_set else []
     tail = [*words[1:], *(carry.value("cmd word", w) for w in cmd)]
     return (["--entrypoint", words[0] if words else ""] if entry_set else []), tail
+
+
+def log_flags(log: Json) -> list[str]:
+    """The `--log-driver`/`--log-opt` flags a recreated container carries for `LogConfig`."""
+    return _logging(log)
