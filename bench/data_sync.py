@@ -1,8 +1,8 @@
 """Data benchmark: throughput of `ferryman sync-data` for about 1 GB of mixed files (many
 small, a few large) beside `tar | ssh | tar` of the same data between the same hosts.
 
-Run: .venv/bin/python bench/data_sync.py   (needs a local Docker engine; starts and removes
-two test hosts). Prints figures; asserts nothing.
+Run: .venv/bin/python bench/data_sync.py [bookworm|trixie]   (needs a local Docker engine;
+starts and removes two test hosts of that kind). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def main() -> None:
         work = Path(tmp)
         lab = Lab(work, prefix=f"ferryman-bench-{uuid.uuid4().hex[:6]}")
         try:
-            test, prod = lab.start(["test", "prod"])
+            kind = sys.argv[1] if len(sys.argv) > 1 else "bookworm"
+            test, prod = lab.start(["test", "prod"], kinds={"test": kind, "prod": kind})
+            print(f"host kind: {kind}")
             size = int(lab.sh(test, MAKE_DATA).split()[-1])
             lab.sh(prod, "mkdir -p /srv/bench")
             config = work / "ferryman.yml"
