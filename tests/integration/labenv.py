@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,16 @@ def ferryman(config: Path, *args: str, input: str | None = None,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env_vars or {})},
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def found(report: dict[str, Any], check: str, subject: str | None = None,
+          status: str | None = None) -> list[dict[str, Any]]:
+    """The findings of a `doctor --json` report from one check (and subject, status)."""
+    return [f for f in report["findings"] if f["check"] == check
+            and (subject is None or f["subject"] == subject)
+            and (status is None or f["status"] == status)]
+
+
+def evidence(finding: dict[str, Any]) -> str:
+    """A finding's evidence as the terminal shows it: each command, then its output."""
+    return "\n".join(f"$ {e['command']}\n{e['output']}" for e in finding["evidence"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labenv import Run, ferryman
+from labenv import Run, evidence, ferryman, found
 
 from ferryman.lab import Lab
 from ferryman.lab.demo import ADDRESSES, Demo, down, up
@@ -27,17 +27,6 @@ def doctor(config: Path, *args: str) -> tuple[Run, dict[str, Any]]:
     run = ferryman(config, "doctor", *args, "--json")
     assert run.code in (0, 1, 3), run.err
     return run, json.loads(run.out)
-
-
-def found(report: dict[str, Any], check: str, subject: str | None = None,
-          status: str | None = None) -> list[dict[str, Any]]:
-    return [f for f in report["findings"] if f["check"] == check
-            and (subject is None or f["subject"] == subject)
-            and (status is None or f["status"] == status)]
-
-
-def evidence(finding: dict[str, Any]) -> str:
-    return "\n".join(f"$ {e['command']}\n{e['output']}" for e in finding["evidence"])
 
 
 def sh(d: Demo, script: str, check: bool = True, role: str = "prod") -> str:
