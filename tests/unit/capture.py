@@ -25,10 +25,10 @@ from typing import Any
 from ferryman.config import load_config
 from ferryman.config.schema import HostSpec
 from ferryman.docker import commands as dc
+from ferryman.docker.compose import compose_flavour
 from ferryman.events import EventBus
 from ferryman.flows import data as fd
 from ferryman.flows import history, release, restart, rollback, status
-from ferryman.flows.check import compose_flavour
 from ferryman.hosts import HostPool, target_for
 from ferryman.lab.demo import CONFIG_FILE, down, up
 from ferryman.state import read_file, read_records
