@@ -178,6 +178,10 @@ def test_dry_run_prints_commands_and_changes_nothing(demo: Demo) -> None:
     assert "docker create --name web" in run.err
     assert "ferryman-app:v2" in run.err
     assert "docker-compose -p shop --project-directory /opt/shop" in run.err
+    # The guard's restart names the container compose gave service api on PROD.
+    api = sh(demo, "prod", "docker ps --filter label=com.docker.compose.service=api "
+                           "--format '{{.Names}}'").strip()
+    assert f"docker restart {api}  # when base_url" in run.err, run.err
     assert "nothing was changed" in run.err
     assert containers(demo, "prod") == before
     assert sh(demo, "prod", "ls /var/lib/ferryman/shop 2>/dev/null || true").strip() == ""

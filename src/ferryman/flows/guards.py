@@ -40,8 +40,10 @@ async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host:
 
 
 def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard, rid: str,
-               restart: Callable[[], Awaitable[list[str]]] | None = None) -> Step:
-    """`restart` restarts what reads the file; None when the caller starts them itself."""
+               restart: Callable[[], Awaitable[list[str]]] | None = None,
+               containers: dict[str, str] | None = None) -> Step:
+    """`restart` restarts what reads the file; None when the caller starts them itself.
+    containers: service -> its container on this host, for the lines the plan shows."""
     own = cfg.environments[env].own_address
     backup = backup_path(guard, rid)
     read, keep, rewrite = read_file(guard.file), ["cp", "-p", guard.file, backup], \
@@ -75,7 +77,8 @@ def guard_step(cfg: Config, env: str, host_label: str, host: Host, guard: Guard,
 
     # The commands the step runs; the last ones only when the key names another address.
     when = f"  # when {guard.key} names neither {own} nor localhost"
-    restarts = [dc.restart_container(n, None) for n in guard.restart] if restart else []
+    restarts = ([dc.restart_container((containers or {}).get(n, n), None)
+                 for n in guard.restart] if restart else [])
     cmds = [short_command(read), short_command(keep) + when, short_command(rewrite) + when,
             *(short_command(a) + when for a in restarts)]
     data = {"kind": "guard", "host": host_label, "file": guard.file, "backup": backup,
@@ -111,6 +114,7 @@ async def _undo_guard(ctx: UndoContext, d: dict[str, Any]) -> None:
 
 async def guard_steps(cfg: Config, pool: HostPool, env: str, rid: str) -> list[Step]:
     steps = []
+    await pool.resolve(env)
     for guard in cfg.guards:
         if not guard.applies_to(env):
             continue
@@ -121,5 +125,7 @@ async def guard_steps(cfg: Config, pool: HostPool, env: str, rid: str) -> list[S
                               names: list[str] = guard.restart) -> list[str]:
                 return await _restart(cfg, pool, env, label, host, names)
 
-            steps.append(guard_step(cfg, env, spec.label, host, guard, rid, restart))
+            here = {p.service: p.container for p in pool.placements(env, guard.restart)
+                    if p.host == spec.label}
+            steps.append(guard_step(cfg, env, spec.label, host, guard, rid, restart, here))
     return steps
