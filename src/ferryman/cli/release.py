@@ -64,7 +64,17 @@ def rollback(
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
             plan = await rb.plan_rollback(cfg, pool, env, to)
-            if not dry_run:
+            if not dry_run and plan.restores:
+                # Data goes back too: say exactly what, and ask, whatever the policy.
+                err_console.print(f"rollback of {plan.target.id} on {env} will:",
+                                  highlight=False)
+                for n, step in enumerate(plan.steps, 1):
+                    err_console.print(f"  {n}. {step.name}", highlight=False, markup=False)
+                if not yes:
+                    ask("restoring data asks for confirmation",
+                        f"restore backup {plan.restores} on {env} and start the previous "
+                        f"version of release {plan.target.id}")
+            elif not dry_run:
                 confirm(cfg, env, f"roll back release {plan.target.id} on {env}", yes)
             return (await flow.execute(cfg, pool, plan, bus, dry_run,
                                        rolls_back=plan.target.id)).exit_code

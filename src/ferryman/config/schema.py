@@ -257,6 +257,10 @@ class HostSpec(_Model):
 class Policy(_Model):
     allowed_tags: list[NonEmpty] = []  # fnmatch globs; empty allows any tag
     confirm: bool = False
+    # Releases come only from these environments, and only images their history shows
+    # released there and healthy (for at least `soak`, when set).
+    accepts_from: list[EnvName] | None = None
+    soak: Duration | None = None
 
     def allows(self, tag: str) -> bool:
         return not self.allowed_tags or any(fnmatchcase(tag, p) for p in self.allowed_tags)
@@ -266,6 +270,8 @@ class Environment(_Model):
     hosts: list[HostSpec] = Field(min_length=1)
     address: NonEmpty | None = None
     policy: Policy = Field(default_factory=Policy)
+    # After a release, keep watching the released services this long (0: no watch).
+    watch: Duration = 0.0
 
     @property
     def own_address(self) -> str:
@@ -301,6 +307,33 @@ class Health(_Model):
         return value
 
 
+HOOK_TIMEOUT = 600.0
+
+
+def _hook_shorthand(value: Any) -> Any:
+    """`before_switch: [python, manage.py, migrate]` is the argv alone, with the defaults."""
+    return {"run": value} if isinstance(value, list) else value
+
+
+class Hook(_Model):
+    """A command run once per release in a one-off container from the NEW image, with the
+    service's env, networks and volumes as TO runs it."""
+
+    run: list[NonEmpty] = Field(min_length=1)
+    timeout: Duration = HOOK_TIMEOUT
+    changes_data: bool = False  # the release takes a backup of `data` on TO first
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise _fail("a duration above zero")
+        return value
+
+
+HookSpec = Annotated[Hook, BeforeValidator(_hook_shorthand)]
+
+
 class ComposeName(_Model):
     """A compose service named by its project and service, as its container labels say."""
 
@@ -315,6 +348,8 @@ class Service(_Model):
     compose: ComposeName | None = None
     hosts: list[NonEmpty] | None = None  # host labels; None: every host of the environment
     health: Health | None = None
+    before_switch: HookSpec | None = None  # once per release, before any container changes
+    after_switch: HookSpec | None = None  # once per release, after the health gate
 
     _name: str = PrivateAttr(default="")
 
@@ -528,7 +563,28 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
         else:
             containers[name] = str(svc_name)
 
+    for env_name, env in envs.items():
+        policy = _mapping(_mapping(env).get("policy"))
+        for i, src in enumerate(_list(policy.get("accepts_from"))):
+            if isinstance(src, str) and (src not in envs or src == env_name):
+                issues.append(CrossIssue(
+                    ("environments", env_name, "policy", "accepts_from", i), src,
+                    "another environment name: "
+                    f"{_choices(e for e in envs if e != env_name)}"))
+        if policy.get("soak") is not None and not policy.get("accepts_from"):
+            issues.append(CrossIssue(
+                ("environments", env_name, "policy", "soak"), policy.get("soak"),
+                "soak together with accepts_from (it is how long the source ran the image)"))
+
     data_section = _mapping(data.get("data"))
+    for svc_name, svc in services.items():
+        for when in ("before_switch", "after_switch"):
+            hook = _mapping(_mapping(svc).get(when))
+            if hook.get("changes_data") is True and not data_section:
+                issues.append(CrossIssue(
+                    ("services", svc_name, when, "changes_data"), True,
+                    "a data section (the backup taken before the hook backs up data.volumes,"
+                    " data.paths and data.dumps)"))
     stop = {c for c in _list(data_section.get("stop")) if isinstance(c, str)}
     for i, container in enumerate(_list(data_section.get("never_stop"))):
         if isinstance(container, str) and container in stop:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Config
 from ..docker import commands as dc
+from ..docker import hooks as dh
 from ..docker import images as di
 from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers, short_id
@@ -29,7 +30,9 @@ from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
 from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
+from . import hooks as hk
 from . import recreate as rc
+from .data.plan import DataState
 from .guards import guard_steps
 from .history import prune_kept, record_release
 from .lock import env_lock
@@ -63,6 +66,7 @@ class FlowPlan:
     # Re-reads, under the lock, what planning saw: nobody may have changed it since.
     seen: dict[str, dict[str, ContainerFacts]] = field(default_factory=dict)
     kind: str = "release"
+    record_extra: dict[str, Any] = field(default_factory=dict)  # more fields of the record
 
     @property
     def src_env(self) -> str:
@@ -82,6 +86,10 @@ class Plan(FlowPlan):
     @property
     def src_env(self) -> str:
         return self.source_env
+
+    def new_ref(self, service: str) -> str:
+        """The ref TO's containers of `service` are created from."""
+        return self.sources[service].ref
 
     @property
     def dst_env(self) -> str:
@@ -190,15 +198,64 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
         wanted.extend(await _wanted(pool, plan, host_label, places, transfer))
     plan.steps.extend(_transfer_steps(wanted, transfer, bus, ctx))
     # 2) each service, the way it runs there
+    switch: list[Step] = []
     for p in targets:
         src = sources[p.service]
         facts = current[p.host].get(p.container)
         t = rc.Target(p.service, p.host, pool.host(dst_env, p.host), p.container,
                       cfg.services[p.service].health, facts, ctx)
-        plan.steps.extend(await _service_steps(cfg, pool, plan, t, src, bus))
+        switch.extend(await _service_steps(cfg, pool, plan, t, src, bus))
+    # 1b) before the switch: the backup a data-changing hook asks for, then the hooks
+    changing = {c.service for c in plan.changes if c.mode != "unchanged"}
+    before = await _hook_runs(cfg, pool, plan, targets, "before_switch", changing)
+    after = await _hook_runs(cfg, pool, plan, targets, "after_switch", changing)
+    runs = [*before, *after]
+    if runs:
+        plan.record_extra["hooks"] = hk.describe(runs)
+    why = [f"{r.service}.{r.when}" for r in runs if r.hook.changes_data]
+    if why:
+        steps, bid = await hk.backup_steps(cfg, pool, dst_env, plan.rid, why, DataState())
+        plan.steps.extend(steps)
+        plan.record_extra["backup"] = bid
+        plan.notes.append(f"{', '.join(why)} change(s) data: backup {bid} of {dst_env} is "
+                          "taken first and kept; rollback restores it")
+    plan.steps.extend(hk.hook_step(r, bus, ctx) for r in before)
+    plan.steps.extend(switch)
     # 3) the environment's own config
     plan.steps.extend(await guard_steps(cfg, pool, dst_env, plan.rid))
+    # 4) after the health gates
+    plan.steps.extend(hk.hook_step(r, bus, ctx) for r in after)
     return plan
+
+
+async def _hook_runs(cfg: Config, pool: HostPool, plan: Plan, targets: list[Placement],
+                     when: str, changing: set[str]) -> list[hk.HookRun]:
+    """Each hook once, on the first host of TO that runs its service (the first host it is
+    placed on, for a bootstrap), as that container runs; services left unchanged run none."""
+    runs = []
+    for service, hook in hk.hooked(cfg, list(plan.sources), when).items():
+        if service not in changing:
+            continue
+        places = [p for p in targets if p.service == service]
+        place = next((p for p in places if plan.seen[p.host].get(p.container) is not None),
+                     places[0])
+        facts = plan.seen[place.host].get(place.container)
+        src = plan.sources[service]
+        host = pool.host(plan.dst_env, place.host)
+        rewrite = None
+        if facts is not None:
+            img = await host.run(di.inspect_images([facts.image_id]), timeout=60)
+            container, old_image = facts.raw, (parse_json_list(img.stdout) or [None])[0]
+        else:  # bootstrap: as the container will be started, from FROM's
+            container, old_image = src.facts.raw, src.image
+            rewrite = _rewriter(cfg.environments[plan.src_env].own_address,
+                                cfg.environments[plan.dst_env].own_address)
+        name = dh.hook_name(place.container, plan.rid, when.split("_")[0])
+        argv, notes = dh.hook_run(container, old_image, plan.new_ref(service), hook.run,
+                                  name=name, rewrite=rewrite)
+        plan.notes.extend(f"{when} hook of {service}: {n}" for n in notes)
+        runs.append(hk.HookRun(service, when, place.host, host, hook, argv, name))
+    return runs
 
 
 def verify_seen(pool: HostPool, plan: FlowPlan) -> Action:

@@ -1,0 +1,130 @@
+"""The release lifecycle on real hosts: hooks around the switch (a migration that fails changes
+nothing; one that changes data makes the release back up first, and rollback restores it).
+
+One demo for the module (TEST v2, PROD v1), its `web` given a named volume `shopdata` on PROD
+that the migration writes to; the tests run in order and each says what it starts from.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labenv import Run, ferryman
+
+from ferryman.lab.demo import CONFIG_FILE, Demo, down, up
+
+V1 = "ferryman-app:v1"
+DATA = "data:\n  volumes: [shopdata]\n  stop: [web]\n"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    prefix = f"ferryman-pytest-life-{uuid.uuid4().hex[:6]}"
+    where = tmp_path_factory.mktemp("life") / "demo"
+    made = up(where, prefix=prefix)
+    try:
+        # PROD's web keeps its data in a named volume, as an app with a database file would.
+        sh(made, "prod", "docker rm -f web >/dev/null && "
+           f"docker run --rm -v shopdata:/data {V1} sh -c 'echo v1-schema > /data/schema' && "
+           "docker run -d --name web -p 8080:8080 --init --restart unless-stopped "
+           f"-e APP_MODE=web -v {CONFIG_FILE}:/www/config.json:ro -v shopdata:/data {V1}")
+        yield made
+    finally:
+        down(where, prefix)
+
+
+def sh(d: Demo, role: str, script: str, check: bool = True) -> str:
+    return d.lab.sh(d.hosts[role], script, check=check)
+
+
+def config(d: Demo, name: str, web: str = "", extra: str = "") -> Path:
+    """The demo's ferryman.yml with more keys for `web` and more sections."""
+    text = d.config.read_text().replace("services:\n  web:\n", "services:\n  web:\n" + web)
+    path = d.config.parent / name
+    path.write_text(text + extra)
+    return path
+
+
+def state(d: Demo) -> tuple[dict[str, str], list[str]]:
+    """Every container (name -> id, image) and every tagged image on PROD."""
+    ps = sh(d, "prod", "docker ps -a --no-trunc --format '{{.Names}} {{.ID}} {{.Image}}'")
+    images = sh(d, "prod", "docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' "
+                "| grep -v '<none>' | sort")
+    return ({ln.split()[0]: " ".join(ln.split()[1:]) for ln in ps.splitlines()},
+            images.split("\n"))
+
+
+def volume_file(d: Demo, path: str) -> str:
+    return sh(d, "prod", f"docker run --rm -v shopdata:/data {V1} cat {path}",
+              check=False).strip()
+
+
+def release(cfg: Path, *args: str) -> Run:
+    return ferryman(cfg, "release", "test", "prod", "--yes", *args)
+
+
+def image_of(d: Demo, role: str, name: str) -> str:
+    return json.loads(sh(d, role, f"docker inspect {name}"))[0]["Image"]
+
+
+def test_failing_migration_changes_nothing(demo: Demo) -> None:
+    cfg = config(demo, "failing.yml", web="    before_switch:\n      run: [sh, -c, "
+                 "'echo migrating $APP_MODE; ls /data; echo no such table >&2; exit 3']\n")
+    before = state(demo)
+    run = release(cfg)
+    assert run.code == 1, run.err
+    # the hook ran in the new image, with web's env and volume, its output in the log
+    assert "before_switch web | migrating web" in run.err
+    assert "before_switch web | schema" in run.err
+    assert "before_switch web | no such table" in run.err
+    assert "before_switch web failed on prod-1 (exit 3)" in run.err
+    assert "stop old web" not in run.err and "compose up api" not in run.err
+    assert state(demo) == before
+    assert volume_file(demo, "/data/schema") == "v1-schema"
+    hist = ferryman(cfg, "history", "prod", "--json").json()
+    assert hist[-1]["result"] == "failed" and "before_switch" in hist[-1]["failed_step"]
+
+
+def test_migration_with_backup_then_rollback_restores_data(demo: Demo) -> None:
+    v2 = image_of(demo, "test", "web")
+    cfg = config(demo, "migrate.yml", web=(
+        "    before_switch:\n"
+        "      run: [sh, -c, 'echo v2-schema >> /data/schema && cat /data/schema']\n"
+        "      changes_data: true\n"
+        "      timeout: 60s\n"
+        "    after_switch: [sh, -c, 'echo warmed > /data/after']\n"), extra=DATA)
+    run = release(cfg, "-s", "web")
+    assert run.code == 0, run.err
+    assert "before_switch web | v2-schema" in run.err
+    assert image_of(demo, "prod", "web") == v2
+    assert volume_file(demo, "/data/schema") == "v1-schema\nv2-schema"
+    assert volume_file(demo, "/data/after") == "warmed"
+    # the order: backup (web stopped around it), the hook, the switch, then after_switch
+    pos = [run.err.find(f"{n}") for n in (
+        "stop business containers on prod-1", "backup prod on prod-1 before the hooks",
+        "before_switch hook of web on prod-1",
+        "start new web on prod-1", "health of web", "after_switch hook of web on prod-1")]
+    assert -1 not in pos and pos == sorted(pos), pos
+    (record,) = [r for r in ferryman(cfg, "history", "prod", "--json").json()
+                 if r["result"] == "ok"]
+    bid = record["backup"]
+    assert bid.startswith("b") and record["hooks"][0]["when"] == "before_switch"
+    assert bid in sh(demo, "prod", "ls /var/lib/ferryman/backups/shop/")
+
+    # Without a terminal and without --yes, a rollback that restores data refuses.
+    refused = ferryman(cfg, "rollback", "prod")
+    assert refused.code == 2, refused.err
+    assert f"verify backup {bid} on prod-1" in refused.err  # what it would do, shown first
+    assert "restoring data asks for confirmation" in refused.err
+    assert image_of(demo, "prod", "web") == v2
+
+    back = ferryman(cfg, "rollback", "prod", "--yes")
+    assert back.code == 0, back.err
+    assert f"backup {bid} is restored first" in back.err
+    assert volume_file(demo, "/data/schema") == "v1-schema"
+    assert volume_file(demo, "/data/after") == ""
+    assert sh(demo, "prod", "docker inspect --format '{{.Config.Image}}' web").strip() == V1
