@@ -128,3 +128,67 @@ def test_migration_with_backup_then_rollback_restores_data(demo: Demo) -> None:
     assert volume_file(demo, "/data/schema") == "v1-schema"
     assert volume_file(demo, "/data/after") == ""
     assert sh(demo, "prod", "docker inspect --format '{{.Config.Image}}' web").strip() == V1
+
+
+MAIN = "ferryman-app:main-1a2b3c"
+WEB_RUN = ("docker run -d --name web -p 8080:8080 --init --restart unless-stopped "
+           f"-e APP_MODE=web -v {CONFIG_FILE}:/www/config.json:ro")
+
+
+def test_tag_meets_prod_policy_without_a_registry(demo: Demo) -> None:
+    # TEST runs a build named after its commit, as CI leaves it; PROD takes only v*.
+    sh(demo, "test", f"docker tag ferryman-app:v2 {MAIN} && docker rm -f web >/dev/null && "
+       f"{WEB_RUN} {MAIN}")
+    main_id = image_of(demo, "test", "web")
+    before = state(demo)
+    refused = release(demo.config, "-s", "web")
+    assert refused.code == 2, refused.err
+    assert "prod takes only tags matching v*; refused: web: ferryman-app:main-1a2b3c" in refused.err
+    bad = release(demo.config, "-s", "web", "--tag", "-x")
+    assert bad.code == 2 and "--tag '-x' is not a Docker tag" in bad.err
+    assert state(demo) == before
+
+    run = release(demo.config, "-s", "web", "--tag", "v1.4.2")
+    assert run.code == 0, run.err
+    assert "tag images on prod-1" in run.err
+    web = json.loads(sh(demo, "prod", "docker inspect web"))[0]
+    assert web["Config"]["Image"] == "ferryman-app:v1.4.2" and web["Image"] == main_id
+    assert sh(demo, "prod", "docker image inspect --format '{{.Id}}' ferryman-app:v1.4.2"
+              ).strip() == main_id
+    record = ferryman(demo.config, "history", "prod", "--json").json()[-1]
+    assert record["tag"] == "v1.4.2" and record["from"] == "test"
+    assert record["services"][0]["new"] == {"ref": "ferryman-app:v1.4.2", "id": main_id}
+    back = ferryman(demo.config, "rollback", "prod", "--yes")
+    assert back.code == 0, back.err
+    assert sh(demo, "prod", "docker inspect --format '{{.Config.Image}}' web").strip() == V1
+
+
+def test_accepts_from_only_what_the_source_released_healthy(demo: Demo) -> None:
+    policy = '      allowed_tags: ["v*"]\n'
+    text = demo.config.read_text()
+    only_test = demo.config.parent / "accepts.yml"
+    only_test.write_text(text.replace(policy, policy + "      accepts_from: [test]\n"))
+    soaked = demo.config.parent / "soak.yml"
+    soaked.write_text(text.replace(policy, policy + "      accepts_from: [test]\n"
+                                   "      soak: 1h\n"))
+    before = state(demo)
+    refused = release(only_test, "-s", "web", "--tag", "v1.4.3")
+    assert refused.code == 2, refused.err
+    assert ("prod takes only images released and healthy on test; refused: web: "
+            f"{MAIN} (") in refused.err
+    assert "has no successful release to test in its history" in refused.err
+    assert state(demo) == before
+
+    # TEST gets PROD's v1 by a release of its own: now its history shows v1 released there.
+    to_test = ferryman(only_test, "release", "prod", "test", "-s", "web", "--yes")
+    assert to_test.code == 0, to_test.err
+    too_soon = release(soaked, "-s", "web")
+    assert too_soon.code == 2 and "less than soak 1h00m" in too_soon.err
+    ok = release(only_test, "-s", "web")
+    assert ok.code == 0, ok.err
+    assert "web on prod-1 already runs ferryman-app:v1" in ok.err
+    # A release tag names one image: v1.4.2 is on PROD already, for v2; TEST now runs v1.
+    before = state(demo)
+    taken = release(demo.config, "-s", "web", "--tag", "v1.4.2")
+    assert taken.code == 2 and "ferryman-app:v1.4.2 already names another image" in taken.err
+    assert state(demo) == before

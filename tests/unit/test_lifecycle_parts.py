@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import pytest
 
 from ferryman.config import ConfigError, load_config
 from ferryman.docker.hooks import hook_name, hook_run, remove_hook, wrapped
+from ferryman.errors import BadInput
+from ferryman.flows.policy import check_accepts, check_tags, refs_for_tag, repository
+from ferryman.record import History, Record
 
 DATA = Path(__file__).parent / "data"
 
@@ -158,3 +162,95 @@ def test_policy_errors_name_the_key(tmp_path: Path, policy: str, key: str,
         load_config(path, {})
     found = [str(i) for i in info.value.issues]
     assert any(key in i and expected in i for i in found), found
+
+
+# --- policy: --tag and accepts_from --------------------------------------------------------
+
+def _cfg(tmp_path: Path, policy: str) -> Any:
+    text = BASE.replace("  prod:\n    hosts: [{address: root@p}]\n",
+                        f"  prod:\n    hosts: [{{address: root@p}}]\n    policy: {policy}\n")
+    path = tmp_path / "ferryman.yml"
+    path.write_text(text)
+    return load_config(path, {})
+
+
+class _Src:
+    def __init__(self, service: str, ref: str) -> None:
+        self.service, self.ref = service, ref
+
+
+@pytest.mark.parametrize(("ref", "repo"), [
+    ("app:main-1a2b", "app"), ("registry:5000/team/app:main", "registry:5000/team/app"),
+    ("registry:5000/app", "registry:5000/app"), ("app", "app"),
+    ("app:v1@sha256:abcd", "app"),
+])
+def test_repository(ref: str, repo: str) -> None:
+    assert repository(ref) == repo
+
+
+def test_refs_for_tag() -> None:
+    srcs = {"web": _Src("web", "shop:main-1a2b"), "api": _Src("api", "shop:main-1a2b"),
+            "db": _Src("db", "postgres:16")}
+    ids = {"web": "sha256:1", "api": "sha256:1", "db": "sha256:2"}
+    assert refs_for_tag(srcs, ids, "v1.4.2") == {
+        "web": "shop:v1.4.2", "api": "shop:v1.4.2", "db": "postgres:v1.4.2"}
+    with pytest.raises(BadInput, match="web and api run different images"):
+        refs_for_tag(srcs, {**ids, "api": "sha256:3"}, "v1.4.2")
+    with pytest.raises(BadInput, match="--tag '-x' is not a Docker tag"):
+        refs_for_tag(srcs, ids, "-x")
+    with pytest.raises(BadInput, match="by id"):
+        refs_for_tag({"web": _Src("web", "sha256:" + "a" * 64)}, {"web": "x"}, "v1")
+
+
+def test_check_tags_uses_the_given_tag(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, '{allowed_tags: ["v*"]}')
+    check_tags(cfg, "prod", {"web": "v1.4.2"})
+    with pytest.raises(BadInput, match="refused: web: main-1a2b"):
+        check_tags(cfg, "prod", {"web": "main-1a2b"})
+
+
+def _rec(rid: str, to: str, iid: str, when: str, *, kind: str = "release", result: str = "ok",
+         mode: str = "run", rolls_back: str | None = None,
+         watch: dict[str, Any] | None = None) -> Record:
+    return Record.model_validate({
+        "id": rid, "kind": kind, "from": "dev", "to": to, "who": "me", "when": when,
+        "result": result, "rolls_back": rolls_back, "watch": watch,
+        "services": [{"service": "web", "host": "h", "container": "web", "mode": mode,
+                      "new": {"ref": "app:x", "id": iid}}]})
+
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+IMG = {"web": ("app:main-1a2b", "sha256:" + "1" * 64)}
+
+
+def test_accepts_from_refuses_naming_the_missing_image(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, "{accepts_from: [test]}")
+    with pytest.raises(BadInput, match="only from test, not from dev"):
+        check_accepts(cfg, "dev", "prod", IMG, History(), NOW)
+    with pytest.raises(BadInput) as info:
+        check_accepts(cfg, "test", "prod", IMG, History(), NOW)
+    assert ("web: app:main-1a2b (111111111111) has no successful release to test in its "
+            "history") in str(info.value)
+    iid = IMG["web"][1]
+    ok = _rec("r1", "test", iid, "2026-12-01T10:00:00+00:00")
+    check_accepts(cfg, "test", "prod", IMG, History([ok]), NOW)
+    # not: failed, to elsewhere, unchanged, rolled back, failed its watch
+    for bad in ([_rec("r1", "test", iid, "2026-12-01T10:00:00+00:00", result="failed")],
+                [_rec("r1", "stage", iid, "2026-12-01T10:00:00+00:00")],
+                [_rec("r1", "test", iid, "2026-12-01T10:00:00+00:00", mode="unchanged")],
+                [ok, _rec("r2", "test", "sha256:0", "2026-12-01T11:00:00+00:00",
+                          kind="rollback", rolls_back="r1")],
+                [_rec("r1", "test", iid, "2026-12-01T10:00:00+00:00",
+                      watch={"result": "failed"})]):
+        with pytest.raises(BadInput, match="no successful release"):
+            check_accepts(cfg, "test", "prod", IMG, History(bad), NOW)
+
+
+def test_accepts_from_soak(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, "{accepts_from: [test], soak: 30m}")
+    iid = IMG["web"][1]
+    young = History([_rec("r1", "test", iid, "2026-12-01T11:50:00+00:00")])
+    with pytest.raises(BadInput, match="by r1 10m00s ago, less than soak 30m00s"):
+        check_accepts(cfg, "test", "prod", IMG, young, NOW)
+    old = History([_rec("r1", "test", iid, "2026-12-01T11:29:00+00:00")])
+    check_accepts(cfg, "test", "prod", IMG, old, NOW)

@@ -34,6 +34,9 @@ def release(
     services: list[str] = typer.Option(None, "--service", "-s", help="Only these services."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    tag: str = typer.Option(None, "--tag", help="Tag the released images with this tag on TO "
+                            "(their repository, this tag): how TO's allowed_tags are met "
+                            "without a registry."),
 ) -> None:
     """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
     cfg = load(ctx)
@@ -41,9 +44,10 @@ def release(
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
-            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus)
+            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag)
             if not dry_run:
-                what = ", ".join(f"{s.service}={s.ref}" for s in plan.sources.values())
+                what = ", ".join(f"{s.service}={plan.new_ref(s.service)}"
+                                 for s in plan.sources.values())
                 confirm(cfg, dst, f"release {what} from {src} to {dst}", yes)
             return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
 

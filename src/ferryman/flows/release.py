@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config
@@ -31,10 +32,11 @@ from ..steps import Action, Outcome, Step, run_steps
 from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
 from . import hooks as hk
+from . import policy as pol
 from . import recreate as rc
 from .data.plan import DataState
 from .guards import guard_steps
-from .history import prune_kept, record_release
+from .history import prune_kept, read_history, record_release
 from .lock import env_lock
 from .transfer import ImageToSend, LayerTransfer, Prepared, Transfer
 
@@ -82,14 +84,16 @@ class Plan(FlowPlan):
 
     source_env: str = ""
     sources: dict[str, Source] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)  # --tag: service -> its ref on TO
+    tag: str | None = None
 
     @property
     def src_env(self) -> str:
         return self.source_env
 
     def new_ref(self, service: str) -> str:
-        """The ref TO's containers of `service` are created from."""
-        return self.sources[service].ref
+        """The ref TO's containers of `service` are created from (--tag: the tagged one)."""
+        return self.refs.get(service) or self.sources[service].ref
 
     @property
     def dst_env(self) -> str:
@@ -98,7 +102,8 @@ class Plan(FlowPlan):
     def journal_context(self) -> dict[str, Any]:
         return {**super().journal_context(), "from": self.source_env, "to": self.env,
                 "services": list(self.sources),
-                "images": {n: s.facts.image_id for n, s in self.sources.items()}}
+                "images": {n: s.facts.image_id for n, s in self.sources.items()},
+                **({"tag": self.tag} if self.tag else {})}
 
 
 async def _inspect_group(pool: HostPool, env: str, host: str,
@@ -173,18 +178,34 @@ def _rewriter(src_addr: str, dst_addr: str):  # type: ignore[no-untyped-def]
 async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
                        services: list[str], bus: EventBus,
                        transfer: Transfer | None = None, *, rid: str | None = None,
-                       lock: EnvLock | None = None) -> Plan:
-    """`rid` and a held `lock` are given when a release is resumed from its journal."""
+                       lock: EnvLock | None = None, tag: str | None = None) -> Plan:
+    """`rid` and a held `lock` are given when a release is resumed from its journal.
+    `tag`: the images get this tag on TO (their repository, this tag), and TO's policy is
+    met by it."""
     for env in (src_env, dst_env):
         pool.env(env)
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
+    if tag is not None:
+        pol.check_tag(tag)
     sources = await read_sources(pool, src_env, services)
     await pool.resolve(dst_env)
-    check_policy(cfg, dst_env, sources)
+    refs: dict[str, str] = {}
+    if tag is not None:
+        refs = pol.refs_for_tag(sources, {n: s.facts.image_id for n, s in sources.items()},
+                                tag)
+        pol.check_tags(cfg, dst_env, {n: tag for n in sources})
+    else:
+        check_policy(cfg, dst_env, sources)
+    if cfg.environments[dst_env].policy.accepts_from is not None:
+        pol.check_accepts(cfg, src_env, dst_env,
+                          {n: (s.ref, s.facts.image_id) for n, s in sources.items()},
+                          await read_history(cfg, pool, src_env), datetime.now(UTC))
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
-    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources)
+    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources, refs=refs, tag=tag)
+    if tag is not None:
+        plan.record_extra["tag"] = tag
     transfer = transfer or LayerTransfer()
     targets = pool.placements(dst_env, list(sources))
     groups = list(by_host(targets))
@@ -197,6 +218,9 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     for (_, host_label), places in groups:
         wanted.extend(await _wanted(pool, plan, host_label, places, transfer))
     plan.steps.extend(_transfer_steps(wanted, transfer, bus, ctx))
+    # 1a) --tag: the release's own name for the images, on each TO host
+    for (_, host_label), places in groups:
+        plan.steps.extend(await _tag_steps(pool, plan, host_label, places, ctx))
     # 2) each service, the way it runs there
     switch: list[Step] = []
     for p in targets:
@@ -226,6 +250,43 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     # 4) after the health gates
     plan.steps.extend(hk.hook_step(r, bus, ctx) for r in after)
     return plan
+
+
+async def _tag_steps(pool: HostPool, plan: Plan, host_label: str, places: list[Placement],
+                     ctx: UndoContext) -> list[Step]:
+    """Tags each image on TO with the ref --tag gives it. A tag that already names another
+    image there is refused: a release name means one image."""
+    want = {plan.new_ref(p.service): plan.sources[p.service] for p in places
+            if plan.new_ref(p.service) != plan.sources[p.service].ref}
+    if not want:
+        return []
+    host = pool.host(plan.dst_env, host_label)
+    before: dict[str, str | None] = {}
+    argvs = []
+    for ref, src in want.items():
+        now = await host.run(di.image_id(ref), timeout=30)
+        had = now.stdout.strip() if now.ok else ""
+        if had == src.facts.image_id:
+            plan.notes.append(f"{ref} already names {src.ref}'s image on {host_label}")
+            continue
+        if had:
+            raise BadInput(f"--tag: {ref} already names another image on {host_label} "
+                           f"({short_id(had)}), not {src.ref} ({short_id(src.facts.image_id)})",
+                           hint="a release tag names one image: pick a new tag")
+        before[ref] = None
+        argvs.append(di.tag(src.facts.image_id, ref))
+    if not argvs:
+        return []
+
+    async def run() -> str:
+        for argv in argvs:
+            await host.run(argv, timeout=60, check=True)
+        return ", ".join(before)
+
+    data = {"kind": "retag", "host": host_label, "before": before}
+    return [Step(f"tag images on {host_label}", run, bound(ctx, data), undo_data=data,
+                 params={"tags": list(before)}, host=host_label,
+                 commands=[short_command(a) for a in argvs], undo_if_failed=True)]
 
 
 async def _hook_runs(cfg: Config, pool: HostPool, plan: Plan, targets: list[Placement],
@@ -379,18 +440,21 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
                          bus: EventBus) -> list[Step]:
     facts = t.facts
     entry = ServiceChange(service=t.service, host=t.host_label, container=t.container,
-                          mode="run", new=Image(ref=src.ref, id=src.facts.image_id),
+                          mode="run", new=Image(ref=plan.new_ref(t.service), id=src.facts.image_id),
                           old=Image(ref=facts.image_ref, id=facts.image_id) if facts else None)
     plan.changes.append(entry)
     if facts is not None and facts.image_id == src.facts.image_id and facts.running:
         entry.mode = "unchanged"
         plan.notes.append(f"{t.service} on {t.host_label} already runs {src.ref}")
+        if plan.new_ref(t.service) != src.ref:
+            plan.notes.append(f"{t.service} on {t.host_label} keeps its container; the image "
+                              f"is tagged {plan.new_ref(t.service)} there too")
         return []
     if facts is None:
         entry.mode = "bootstrap"
         src_addr = cfg.environments[plan.src_env].own_address
         dst_addr = cfg.environments[plan.dst_env].own_address
-        spec = run_spec(src.facts.raw, src.image, src.ref, name=t.container,
+        spec = run_spec(src.facts.raw, src.image, plan.new_ref(t.service), name=t.container,
                         rewrite=_rewriter(src_addr, dst_addr))
         for note in spec.carried:
             plan.notes.append(f"bootstrap {t.service} on {t.host_label}: {note}")
@@ -403,7 +467,8 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         if not missing and flavour:
             head = await t.host.run(["cat", facts.compose.config_files[0]], timeout=30)
             entry.mode = "compose"
-            return [rc.compose_step(t, cfg.project, src.ref, file_version(head.stdout),
+            return [rc.compose_step(t, cfg.project, plan.new_ref(t.service),
+                                    file_version(head.stdout),
                                     flavour == "v2"), rc.health_step(t)]
         why = (f"its compose files are missing ({', '.join(missing)})" if missing
                else "no docker compose on the host")
@@ -414,7 +479,7 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
     kept = rc.kept_name(t.container, plan.rid)
     entry.kept = kept
     entry.restart_policy = rc.restart_policy(facts)
-    spec = run_spec(facts.raw, old_image, src.ref, name=t.container)
+    spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
 
 
