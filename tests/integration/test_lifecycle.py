@@ -8,6 +8,11 @@ that the migration writes to; the tests run in order and each says what it start
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +20,7 @@ from pathlib import Path
 import pytest
 from labenv import Run, ferryman
 
+from ferryman.lab import build_app_image
 from ferryman.lab.demo import CONFIG_FILE, Demo, down, up
 
 V1 = "ferryman-app:v1"
@@ -192,3 +198,63 @@ def test_accepts_from_only_what_the_source_released_healthy(demo: Demo) -> None:
     taken = release(demo.config, "-s", "web", "--tag", "v1.4.2")
     assert taken.code == 2 and "ferryman-app:v1.4.2 already names another image" in taken.err
     assert state(demo) == before
+
+
+# Serves, then (without STAY) dies 6 s later: healthy at the gate, dead inside the watch.
+DIES = ('["sh", "-c", "httpd -p 8080 -h /www; sleep 6; '
+        '[ -n \\"$STAY\\" ] && exec sleep 100000; exit 1"]')
+
+
+def test_watch_rolls_back_a_service_that_dies_then_ctrl_c_keeps_one(demo: Demo) -> None:
+    dies = build_app_image("v5-dies", "app v5", cmd=DIES)
+    demo.lab.load_image(demo.hosts["test"], dies)
+    sh(demo, "test", f"docker rm -f web >/dev/null && {WEB_RUN} -e STAY=1 {dies}")
+    watching = demo.config.parent / "watch.yml"
+    watching.write_text(demo.config.read_text().replace(
+        "  prod:\n    address:", "  prod:\n    watch: 20s\n    address:"))
+    old = json.loads(sh(demo, "prod", "docker inspect web"))[0]
+    t0 = time.monotonic()
+    run = release(watching, "-s", "web")
+    assert run.code == 1, run.err
+    assert time.monotonic() - t0 < 60
+    assert "health of web on prod-1" in run.err and "watch prod for 20s" in run.err
+    assert "web on prod-1 failed" in run.err and "restarted" in run.err
+    now = json.loads(sh(demo, "prod", "docker inspect web"))[0]
+    assert now["Id"] == old["Id"] and now["State"]["Running"]  # the previous one, back
+    assert now["Config"]["Image"] == V1
+    record = ferryman(watching, "history", "prod", "--json").json()[-1]
+    assert record["result"] == "failed" and record["watch"]["result"] == "failed"
+    assert record["watch"]["service"] == "web" and record["watch"]["after"] < 20
+
+    # A healthy release; Ctrl-C inside its watch ends the watch and keeps the release.
+    sh(demo, "test", f"docker rm -f web >/dev/null && {WEB_RUN} ferryman-app:v2")
+    v2 = image_of(demo, "test", "web")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ferryman", "-c", str(watching), "release", "test", "prod",
+         "-s", "web", "--yes", "--watch", "2m"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "Ctrl-C ends the watch" in line:
+            break
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    err = "".join(seen) + rest
+    assert proc.returncode == 0, err
+    assert "watch ended by the operator" in err and "the release is kept" in err
+    assert image_of(demo, "prod", "web") == v2
+    record = ferryman(watching, "history", "prod", "--json").json()[-1]
+    assert record["result"] == "ok" and record["watch"]["result"] == "ended"
+
+    # Back, and once more with a short window that passes.
+    assert ferryman(watching, "rollback", "prod", "--yes").code == 0
+    ok = release(watching, "-s", "web", "--watch", "3s")
+    assert ok.code == 0, ok.err
+    assert "healthy for 3s, no restart, no exit" in ok.err
+    assert ferryman(watching, "history", "prod", "--json").json()[-1]["watch"]["result"] == "ok"
+    bad = release(watching, "-s", "web", "--watch", "soon")
+    assert bad.code == 2 and "--watch 'soon'" in bad.err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from ..config import Config
-from ..errors import BadInput
+from ..config.schema import DURATION_EXPECTED, parse_duration
+from ..errors import EXIT_BAD_INPUT, BadInput
 from ..flows import history as hist
 from ..flows import lock
 from ..flows import release as flow
@@ -19,6 +20,7 @@ from .common import (
     err_console,
     execute,
     exit_with,
+    fail,
     load,
     make_bus,
     out_console,
@@ -37,14 +39,19 @@ def release(
     tag: str = typer.Option(None, "--tag", help="Tag the released images with this tag on TO "
                             "(their repository, this tag): how TO's allowed_tags are met "
                             "without a registry."),
+    watch: str = typer.Option(None, "--watch", help="Watch the released services this long "
+                              "after the switch (15m; 0: not at all); a failure rolls back. "
+                              "Default: TO's `watch`."),
 ) -> None:
     """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
     cfg = load(ctx)
+    window = None if watch is None else _duration("--watch", watch)
     bus, logs = make_bus(ctx, cfg, "release")
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
-            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag)
+            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag,
+                                           watch=window)
             if not dry_run:
                 what = ", ".join(f"{s.service}={plan.new_ref(s.service)}"
                                  for s in plan.sources.values())
@@ -52,6 +59,13 @@ def release(
             return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
 
     exit_with(run_logged(go, logs))
+
+
+def _duration(option: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:  # pydantic's error is a ValueError
+        raise fail(f"{option} {text!r}: expected {DURATION_EXPECTED}", EXIT_BAD_INPUT) from None
 
 
 def rollback(

@@ -34,6 +34,7 @@ from ..undo import UndoContext, bound, undoer
 from . import hooks as hk
 from . import policy as pol
 from . import recreate as rc
+from . import watch as wt
 from .data.plan import DataState
 from .guards import guard_steps
 from .history import prune_kept, read_history, record_release
@@ -178,10 +179,11 @@ def _rewriter(src_addr: str, dst_addr: str):  # type: ignore[no-untyped-def]
 async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
                        services: list[str], bus: EventBus,
                        transfer: Transfer | None = None, *, rid: str | None = None,
-                       lock: EnvLock | None = None, tag: str | None = None) -> Plan:
+                       lock: EnvLock | None = None, tag: str | None = None,
+                       watch: float | None = None) -> Plan:
     """`rid` and a held `lock` are given when a release is resumed from its journal.
     `tag`: the images get this tag on TO (their repository, this tag), and TO's policy is
-    met by it."""
+    met by it. `watch`: the watch window in seconds (None: TO's `watch`; 0: none)."""
     for env in (src_env, dst_env):
         pool.env(env)
     if src_env == dst_env:
@@ -249,6 +251,15 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     plan.steps.extend(await guard_steps(cfg, pool, dst_env, plan.rid))
     # 4) after the health gates
     plan.steps.extend(hk.hook_step(r, bus, ctx) for r in after)
+    # 5) the watch window: a failure in it undoes the release like any failed step
+    window = cfg.environments[dst_env].watch if watch is None else watch
+    watched = [wt.Watched(c.service, c.host, pool.host(dst_env, c.host), c.container,
+                          cfg.services[c.service].health)
+               for c in plan.changes if c.mode != "unchanged"]
+    if window > 0 and watched:
+        result: dict[str, Any] = {"window": window, "result": "not reached"}
+        plan.record_extra["watch"] = result
+        plan.steps.append(wt.watch_step(dst_env, watched, window, bus, result))
     return plan
 
 
