@@ -95,6 +95,19 @@ def test_failing_migration_changes_nothing(demo: Demo) -> None:
     assert hist[-1]["result"] == "failed" and "before_switch" in hist[-1]["failed_step"]
 
 
+def test_hook_past_its_timeout_is_removed_and_changes_nothing(demo: Demo) -> None:
+    cfg = config(demo, "slow.yml", web="    before_switch:\n      run: [sh, -c, 'echo slow; "
+                 "exec sleep 300']\n      timeout: 2s\n")
+    before = state(demo)
+    t0 = time.monotonic()
+    run = release(cfg, "-s", "web")
+    assert run.code == 1, run.err
+    assert time.monotonic() - t0 < 40
+    assert "before_switch web | slow" in run.err
+    assert "ran past its timeout of 2s; its container was removed" in run.err
+    assert state(demo) == before  # the hook's container is gone too
+
+
 def test_migration_with_backup_then_rollback_restores_data(demo: Demo) -> None:
     v2 = image_of(demo, "test", "web")
     cfg = config(demo, "migrate.yml", web=(
