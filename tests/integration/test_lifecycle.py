@@ -37,7 +37,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         sh(made, "prod", "docker rm -f web >/dev/null && "
            f"docker run --rm -v shopdata:/data {V1} sh -c 'echo v1-schema > /data/schema' && "
            "docker run -d --name web -p 8080:8080 --init --restart unless-stopped "
-           f"-e APP_MODE=web -v {CONFIG_FILE}:/www/config.json:ro -v shopdata:/data {V1}")
+           "-e APP_MODE=web -e UPSTREAM=http://10.0.0.58:9380 "
+           f"-v {CONFIG_FILE}:/www/config.json:ro -v shopdata:/data {V1}")
         yield made
     finally:
         down(where, prefix)
@@ -271,3 +272,40 @@ def test_watch_rolls_back_a_service_that_dies_then_ctrl_c_keeps_one(demo: Demo) 
     assert ferryman(watching, "history", "prod", "--json").json()[-1]["watch"]["result"] == "ok"
     bad = release(watching, "-s", "web", "--watch", "soon")
     assert bad.code == 2 and "--watch 'soon'" in bad.err
+
+
+def test_values_per_environment_never_carry_tests(demo: Demo) -> None:
+    # TEST runs a worker PROD does not have yet: a release bootstraps it from TEST's.
+    sh(demo, "test", "docker run -d --name worker -e SHOP_DB=test-db -e MODE=test "
+       "-e UPSTREAM=http://10.0.0.58:9380 ferryman-app:v2")
+    cfg = demo.config.parent / "values.yml"
+    cfg.write_text(demo.config.read_text()
+                   .replace("  prod:\n    address:", "  prod:\n    env: {SHOP_DB: prod-db}\n"
+                            "    address:")
+                   .replace("guards:", "  worker:\n    env:\n      prod: {MODE: prod-worker}\n"
+                            "guards:"))
+    run = release(cfg, "-s", "worker", "-s", "web")
+    assert run.code == 0, run.err
+    worker = json.loads(sh(demo, "prod", "docker inspect worker"))[0]["Config"]["Env"]
+    assert "SHOP_DB=prod-db" in worker and "MODE=prod-worker" in worker
+    assert not any("test" in e for e in worker), worker
+    assert "UPSTREAM=http://10.0.0.57:9380" in worker  # TEST's address, rewritten and said
+    assert "bootstrap worker on prod-1: env UPSTREAM" in run.err
+    web = json.loads(sh(demo, "prod", "docker inspect web"))[0]["Config"]["Env"]
+    assert "SHOP_DB=prod-db" in web and "APP_MODE=web" in web
+    # PROD's own web names TEST's address: carried as it is, and reported.
+    assert ("warning: web on prod-1: carried value UPSTREAM=http://10.0.0.58:9380 names "
+            "test's address 10.0.0.58") in run.err
+    # Same images, new values: the containers lacking them are recreated with them.
+    cfg.write_text(cfg.read_text().replace("SHOP_DB: prod-db}", "SHOP_DB: prod-db2}"))
+    changed = release(cfg, "-s", "worker", "-s", "web")
+    assert changed.code == 0, changed.err
+    assert "transfer images" not in changed.err
+    assert "web on prod-1 runs" in changed.err
+    assert "without its values for prod (SHOP_DB): recreated with them" in changed.err
+    for name in ("web", "worker"):
+        env = json.loads(sh(demo, "prod", f"docker inspect {name}"))[0]["Config"]["Env"]
+        assert "SHOP_DB=prod-db2" in env, (name, env)
+    again = release(cfg, "-s", "worker", "-s", "web")
+    assert again.code == 0, again.err
+    assert "web on prod-1 already runs" in again.err and "stop old" not in again.err

@@ -14,6 +14,7 @@ import pytest
 from ferryman.config import ConfigError, load_config
 from ferryman.docker.hooks import hook_name, hook_run, remove_hook, wrapped
 from ferryman.errors import BadInput
+from ferryman.flows.envvalues import env_of_argv, foreign, lacking
 from ferryman.flows.policy import check_accepts, check_tags, refs_for_tag, repository
 from ferryman.record import History, Record
 
@@ -254,3 +255,79 @@ def test_accepts_from_soak(tmp_path: Path) -> None:
         check_accepts(cfg, "test", "prod", IMG, young, NOW)
     old = History([_rec("r1", "test", iid, "2026-12-01T11:29:00+00:00")])
     check_accepts(cfg, "test", "prod", IMG, old, NOW)
+
+
+# --- values per environment ----------------------------------------------------------------
+
+def test_run_spec_sets_the_environments_values_over_the_carried_ones() -> None:
+    from ferryman.docker.runspec import run_spec
+    spec = run_spec(FULL, V1, "ferryman-app:v2", name="web",
+                    rewrite=lambda v: v.replace("10.0.0.57", "10.9.9.9"),
+                    env={"APP_MODE": "prod", "DB_URL": "postgres://prod-db/app", "NEW": "1"})
+    env = env_of_argv(spec.create, "ferryman-app:v2")
+    assert env["DB_URL"] == "postgres://prod-db/app"  # never the source's value
+    assert env["APP_MODE"] == "prod" and env["NEW"] == "1"
+    assert env["APP_URL"] == "http://10.9.9.9:8080/"  # carried, rewritten
+    assert spec.create.count("-e") == len(env)
+    assert not any("DB_URL" in n for n in spec.carried)
+
+
+def test_hook_run_gets_the_values_too() -> None:
+    argv, _ = hook_run(FULL, V1, "img", ["true"], name="n", env={"DB_URL": "prod"})
+    assert env_of_argv(argv, "img")["DB_URL"] == "prod"
+
+
+def test_env_of_argv_stops_at_the_image() -> None:
+    argv = ["docker", "create", "-e", "A=1", "--env", "B=x=y", "img", "grep", "-e", "C=3"]
+    assert env_of_argv(argv, "img") == {"A": "1", "B": "x=y"}
+
+
+def test_compose_override_with_values() -> None:
+    from ferryman.docker.compose import override
+    text = override("api", "app:v2", "3.7", {"DB_URL": 'pg://u:p$1@db/"x"', "MODE": "prod"})
+    assert text == ('version: "3.7"\nservices:\n  api:\n    image: "app:v2"\n'
+                    '    environment:\n      DB_URL: "pg://u:p$$1@db/\\"x\\""\n'
+                    '      MODE: "prod"\n')
+    assert override("api", "app:v2", None) == 'services:\n  api:\n    image: "app:v2"\n'
+
+
+VALUES = """\
+project: p
+environments:
+  test:
+    address: 10.0.0.58
+    hosts: [{address: root@10.1.1.8}]
+  prod:
+    address: 10.0.0.57
+    env: {SHOP_DB: prod-db, MODE: prod}
+    hosts: [{address: root@10.1.1.7}]
+services:
+  web:
+    env:
+      prod: {MODE: prod-web}
+  api:
+"""
+
+
+def test_values_merge_and_foreign_addresses(tmp_path: Path) -> None:
+    path = tmp_path / "ferryman.yml"
+    path.write_text(VALUES)
+    cfg = load_config(path, {})
+    assert cfg.values("prod", "web") == {"SHOP_DB": "prod-db", "MODE": "prod-web"}
+    assert cfg.values("prod", "api") == {"SHOP_DB": "prod-db", "MODE": "prod"}
+    assert cfg.values("test", "web") == {}
+    env = {"UP": "http://10.0.0.58:9380", "SSH": "10.1.1.8", "NEAR": "10.0.0.581",
+           "SELF": "http://10.0.0.57/", "SHOP_DB": "10.0.0.58"}
+    assert foreign(cfg, "prod", env, {"SHOP_DB": "10.0.0.58"}) == [
+        "UP=http://10.0.0.58:9380 names test's address 10.0.0.58",
+        "SSH=10.1.1.8 names test's address 10.1.1.8"]
+    raw = {"Config": {"Env": ["SHOP_DB=prod-db", "MODE=test"]}}
+    assert lacking(raw, cfg.values("prod", "web")) == ["MODE"]
+
+
+def test_values_errors_name_the_key(tmp_path: Path) -> None:
+    found = issues(tmp_path, "services:\n  web:\n    env:\n      staging: {A: b}\n")
+    assert any("services.web.env.staging" in i and "an environment name" in i
+               for i in found), found
+    found = issues(tmp_path, "services:\n  web:\n    env:\n      prod: {1A: b}\n")
+    assert any("services.web.env.prod.1A" in i and "variable name" in i for i in found), found

@@ -183,6 +183,10 @@ DockerName = Annotated[
     str, _pattern(SERVICE_NAME_RE, "a Docker name: letter or digit, then [A-Za-z0-9_.-]")
 ]
 AbsolutePath = Annotated[str, AfterValidator(_absolute)]
+VarName = Annotated[
+    str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a variable name: letter or _, then [A-Za-z0-9_]")
+]
+EnvValues = dict[VarName, str]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -272,6 +276,8 @@ class Environment(_Model):
     policy: Policy = Field(default_factory=Policy)
     # After a release, keep watching the released services this long (0: no watch).
     watch: Duration = 0.0
+    # Variables every release to this environment sets on the containers it creates.
+    env: EnvValues = {}
 
     @property
     def own_address(self) -> str:
@@ -350,6 +356,8 @@ class Service(_Model):
     health: Health | None = None
     before_switch: HookSpec | None = None  # once per release, before any container changes
     after_switch: HookSpec | None = None  # once per release, after the health gate
+    # environment -> variables a release to it sets on this service (over environments.*.env)
+    env: dict[EnvName, EnvValues] = {}
 
     _name: str = PrivateAttr(default="")
 
@@ -438,6 +446,12 @@ class Config(_Model):
         for name, service in self.services.items():
             service._name = name
         return self
+
+    def values(self, env: str, service: str) -> dict[str, str]:
+        """The variables a release to `env` sets on `service`: the environment's, then the
+        service's own for that environment."""
+        svc = self.services.get(service)
+        return {**self.environments[env].env, **(svc.env.get(env, {}) if svc else {})}
 
     @property
     def source(self) -> str:
@@ -575,6 +589,12 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
             issues.append(CrossIssue(
                 ("environments", env_name, "policy", "soak"), policy.get("soak"),
                 "soak together with accepts_from (it is how long the source ran the image)"))
+
+    for svc_name, svc in services.items():
+        for env_name in _mapping(_mapping(svc).get("env")):
+            if isinstance(env_name, str) and env_name not in envs:
+                issues.append(CrossIssue(("services", svc_name, "env", env_name, KEY), env_name,
+                                         f"an environment name: {_choices(envs)}"))
 
     data_section = _mapping(data.get("data"))
     for svc_name, svc in services.items():

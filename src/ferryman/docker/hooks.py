@@ -12,6 +12,7 @@ reaches its database as the service does); compose labels (compose would count t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .runspec import (
@@ -35,8 +36,10 @@ def hook_name(container: str, rid: str, when: str) -> str:
 
 
 def hook_run(container: Json, old_image: Json | None, new_image: str, argv: list[str], *,
-             name: str, rewrite: Rewrite | None = None) -> tuple[list[str], list[str]]:
-    """(the `docker run --rm` argv, notes of values carried as they were)."""
+             name: str, rewrite: Rewrite | None = None,
+             env: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(the `docker run --rm` argv, notes of values carried as they were). `env`: the
+    environment's own values, set as the release sets them on the service."""
     config: Json = container.get("Config") or {}
     host: Json = container.get("HostConfig") or {}
     image: Json | None = None if old_image is None else old_image.get("Config") or {}
@@ -55,7 +58,7 @@ def hook_run(container: Json, old_image: Json | None, new_image: str, argv: list
     args = [
         *net, *mounts, *_tmpfs(host),
         *(_identity(container, carry) if own_net else []),
-        *_env(config, image, carry),
+        *_env(config, image, carry, env),
         *_user_and_dirs(config, image, _mount_dests(container), host, expose=False),
     ]
     # The image's entrypoint would wrap the hook (an app server's start script): the hook's

@@ -36,6 +36,7 @@ from . import policy as pol
 from . import recreate as rc
 from . import watch as wt
 from .data.plan import DataState
+from .envvalues import env_of_argv, env_of_container, foreign, lacking
 from .guards import guard_steps
 from .history import prune_kept, read_history, record_release
 from .lock import env_lock
@@ -66,6 +67,7 @@ class FlowPlan:
     steps: list[Step] = field(default_factory=list)
     changes: list[ServiceChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     # Re-reads, under the lock, what planning saw: nobody may have changed it since.
     seen: dict[str, dict[str, ContainerFacts]] = field(default_factory=dict)
     kind: str = "release"
@@ -324,7 +326,8 @@ async def _hook_runs(cfg: Config, pool: HostPool, plan: Plan, targets: list[Plac
                                 cfg.environments[plan.dst_env].own_address)
         name = dh.hook_name(place.container, plan.rid, when.split("_")[0])
         argv, notes = dh.hook_run(container, old_image, plan.new_ref(service), hook.run,
-                                  name=name, rewrite=rewrite)
+                                  name=name, rewrite=rewrite,
+                                  env=cfg.values(plan.dst_env, service))
         plan.notes.extend(f"{when} hook of {service}: {n}" for n in notes)
         runs.append(hk.HookRun(service, when, place.host, host, hook, argv, name))
     return runs
@@ -454,7 +457,14 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
                           mode="run", new=Image(ref=plan.new_ref(t.service), id=src.facts.image_id),
                           old=Image(ref=facts.image_ref, id=facts.image_id) if facts else None)
     plan.changes.append(entry)
-    if facts is not None and facts.image_id == src.facts.image_id and facts.running:
+    values = cfg.values(plan.dst_env, t.service)
+    where = f"{t.service} on {t.host_label}"
+    short = lacking(facts.raw, values) if facts is not None else []
+    if (facts is not None and facts.image_id == src.facts.image_id and facts.running
+            and short):
+        plan.notes.append(f"{where} runs {src.ref} without its values for {plan.dst_env} "
+                          f"({', '.join(short)}): recreated with them")
+    elif facts is not None and facts.image_id == src.facts.image_id and facts.running:
         entry.mode = "unchanged"
         plan.notes.append(f"{t.service} on {t.host_label} already runs {src.ref}")
         if plan.new_ref(t.service) != src.ref:
@@ -466,9 +476,10 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         src_addr = cfg.environments[plan.src_env].own_address
         dst_addr = cfg.environments[plan.dst_env].own_address
         spec = run_spec(src.facts.raw, src.image, plan.new_ref(t.service), name=t.container,
-                        rewrite=_rewriter(src_addr, dst_addr))
+                        rewrite=_rewriter(src_addr, dst_addr), env=values)
         for note in spec.carried:
             plan.notes.append(f"bootstrap {t.service} on {t.host_label}: {note}")
+        _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
         return [rc.start_steps(t, spec, "create"), rc.health_step(t)]
     if facts.compose is not None and facts.compose.complete:
         exist = dc.parse_files_exist((await t.host.run(
@@ -478,9 +489,10 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         if not missing and flavour:
             head = await t.host.run(["cat", facts.compose.config_files[0]], timeout=30)
             entry.mode = "compose"
+            _report(cfg, plan, where, {**env_of_container(facts.raw), **values}, values)
             return [rc.compose_step(t, cfg.project, plan.new_ref(t.service),
                                     file_version(head.stdout),
-                                    flavour == "v2"), rc.health_step(t)]
+                                    flavour == "v2", values), rc.health_step(t)]
         why = (f"its compose files are missing ({', '.join(missing)})" if missing
                else "no docker compose on the host")
         bus.warn(f"{t.service} on {t.host_label} was started by compose but {why}: "
@@ -490,8 +502,16 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
     kept = rc.kept_name(t.container, plan.rid)
     entry.kept = kept
     entry.restart_policy = rc.restart_policy(facts)
-    spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container)
+    spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container, env=values)
+    _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
+
+
+def _report(cfg: Config, plan: FlowPlan, where: str, env: dict[str, str],
+            own: dict[str, str]) -> None:
+    for found in foreign(cfg, plan.env, env, own):
+        plan.warnings.append(f"{where}: carried value {found}; set it for {plan.env} under "
+                             f"environments.{plan.env}.env or services.*.env.{plan.env}")
 
 
 async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
@@ -500,6 +520,8 @@ async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
     """Runs a release or rollback plan under TO's lock, journalled, and records it."""
     for note in plan.notes:
         bus.info(note)
+    for warning in plan.warnings:
+        bus.warn(warning)
     params = {"from": plan.src_env, "to": plan.env, plan.kind: plan.rid,
               "services": {c.service: c.new.ref if c.new else None for c in plan.changes}}
     lock = plan.lock

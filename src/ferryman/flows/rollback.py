@@ -121,7 +121,8 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str,
                                          + ("no docker compose" if flavour is None
                                             else head.stderr.strip()), host=e.host)
             plan.steps += [rc.compose_step(t, cfg.project, previous, file_version(head.stdout),
-                                           flavour == "v2"), rc.health_step(t)]
+                                           flavour == "v2", cfg.values(env, svc)),
+                           rc.health_step(t)]
         elif e.mode == "bootstrap" and facts is not None:
             entry.kept = rc.kept_name(t.container, plan.rid)
             plan.steps.append(rc.retire_steps(t, entry.kept, gate_on_undo=True))
