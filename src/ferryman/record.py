@@ -69,6 +69,9 @@ class Record(BaseModel):
     backup: str | None = None
     tag: str | None = None
     watch: dict[str, Any] | None = None
+    # Compose files (or .env) the release made name the new image: host, service, path,
+    # backup, sha256 of what it wrote.
+    persisted: list[dict[str, Any]] = []
 
     def to_line(self) -> str:
         return json.dumps(self.model_dump(by_alias=True, exclude_none=True),

@@ -21,7 +21,7 @@ import pytest
 from labenv import Run, ferryman
 
 from ferryman.lab import build_app_image
-from ferryman.lab.demo import CONFIG_FILE, Demo, down, up
+from ferryman.lab.demo import CONFIG_FILE, Demo, compose_up, down, up
 
 V1 = "ferryman-app:v1"
 DATA = "data:\n  volumes: [shopdata]\n  stop: [web]\n"
@@ -309,3 +309,43 @@ def test_values_per_environment_never_carry_tests(demo: Demo) -> None:
     again = release(cfg, "-s", "worker", "-s", "web")
     assert again.code == 0, again.err
     assert "web on prod-1 already runs" in again.err and "stop old" not in again.err
+
+
+def test_compose_release_survives_a_plain_compose_up(demo: Demo) -> None:
+    prod = demo.hosts["prod"]
+    dc_file = "/opt/shop/docker-compose.yml"
+    v2 = image_of(demo, "test", "shop-api")
+    original = sh(demo, "prod", f"cat {dc_file}")
+    assert "image: ferryman-app:v1" in original
+
+    run = release(demo.config, "-s", "api")
+    assert run.code == 0, run.err
+    assert "keep api in its compose project on prod-1" in run.err
+    assert 'image: "ferryman-app:v2"' in sh(demo, "prod", f"cat {dc_file}")
+    compose_up(demo.lab, prod, "/opt/shop")  # what an operator does by hand, later
+    assert image_of(demo, "prod", "shop-api") == v2
+
+    back = ferryman(demo.config, "rollback", "prod", "--yes")
+    assert back.code == 0, back.err
+    assert sh(demo, "prod", f"cat {dc_file}") == original  # byte for byte
+    compose_up(demo.lab, prod, "/opt/shop")
+    assert sh(demo, "prod", "docker inspect --format '{{.Config.Image}}' shop-api").strip() == V1
+
+    # Parametrised: the variable goes into the project's .env; the compose file stays as is.
+    templated = original.replace("image: ferryman-app:v1", "image: ferryman-app:${API_TAG:-v1}")
+    demo.lab.exec(prod, ["sh", "-c", f"cat > {dc_file}"], input=templated.encode())
+    compose_up(demo.lab, prod, "/opt/shop")
+    run = release(demo.config, "-s", "api")
+    assert run.code == 0, run.err
+    assert "API_TAG=v2 in /opt/shop/.env" in run.err
+    assert sh(demo, "prod", f"cat {dc_file}") == templated
+    assert sh(demo, "prod", "cat /opt/shop/.env") == "API_TAG=v2\n"
+    compose_up(demo.lab, prod, "/opt/shop")
+    assert image_of(demo, "prod", "shop-api") == v2
+    back = ferryman(demo.config, "rollback", "prod", "--yes")
+    assert back.code == 0, back.err
+    # there was no .env before the release: there is none again
+    assert sh(demo, "prod", "test -e /opt/shop/.env && echo present || echo absent",
+              check=False).strip() == "absent"
+    compose_up(demo.lab, prod, "/opt/shop")
+    assert sh(demo, "prod", "docker inspect --format '{{.Config.Image}}' shop-api").strip() == V1

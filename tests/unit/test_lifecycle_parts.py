@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ferryman.config import ConfigError, load_config
+from ferryman.docker.composefile import Edit, ImageLine, durable_edit, image_line, solve_variable
 from ferryman.docker.hooks import hook_name, hook_run, remove_hook, wrapped
 from ferryman.errors import BadInput
 from ferryman.flows.envvalues import env_of_argv, foreign, lacking
@@ -331,3 +332,62 @@ def test_values_errors_name_the_key(tmp_path: Path) -> None:
                for i in found), found
     found = issues(tmp_path, "services:\n  web:\n    env:\n      prod: {1A: b}\n")
     assert any("services.web.env.prod.1A" in i and "variable name" in i for i in found), found
+
+
+# --- compose durability ----------------------------------------------------------------------
+
+COMPOSE = """\
+version: "3.7"
+services:
+  web:
+    image: other:1
+  api:
+    image: ferryman-app:v1   # the app
+    container_name: shop-api
+    ports: ["8081:8080"]
+"""
+
+
+def test_image_line_of_the_service_only() -> None:
+    assert image_line(COMPOSE, "api") == ImageLine(5, "ferryman-app:v1")
+    assert image_line(COMPOSE, "web") == ImageLine(3, "other:1")
+    assert image_line(COMPOSE, "db") is None
+    assert image_line("x:\n  api:\n    image: a\n", "api") is None  # not under services
+
+
+def test_durable_edit_rewrites_the_line_keeping_its_comment() -> None:
+    edit = durable_edit({"/p/docker-compose.yml": COMPOSE}, "/p/.env", None, "api",
+                        "ferryman-app:v2")
+    assert isinstance(edit, Edit) and edit.path == "/p/docker-compose.yml"
+    assert edit.new == COMPOSE.replace("image: ferryman-app:v1   # the app",
+                                       'image: "ferryman-app:v2"  # the app')
+    # a later file that sets the image wins
+    later = "services:\n  api:\n    image: x:1\n"
+    edit = durable_edit({"/p/a.yml": COMPOSE, "/p/b.yml": later, "/p/c.yml": None}, "/p/.env",
+                        None, "api", "x:2")
+    assert isinstance(edit, Edit) and edit.path == "/p/b.yml"
+    assert durable_edit({"/p/a.yml": "services:\n  api:\n    build: .\n"}, "/p/.env", None,
+                        "api", "x:2") == "no image: line for api in /p/a.yml"
+
+
+@pytest.mark.parametrize(("image", "env", "new_env"), [
+    ("ferryman-app:${API_TAG}", "X=1\nAPI_TAG=v1\n", "X=1\nAPI_TAG=v2\n"),
+    ("ferryman-app:${API_TAG:-v1}", None, "API_TAG=v2\n"),
+    ("${APP_IMAGE}", "export APP_IMAGE=ferryman-app:v1\n", "APP_IMAGE=ferryman-app:v2\n"),
+    ("${REG}:${API_TAG}", "REG=ferryman-app\n", "REG=ferryman-app\nAPI_TAG=v2\n"),
+])
+def test_durable_edit_sets_the_variable_in_env(image: str, env: str | None,
+                                               new_env: str) -> None:
+    text = COMPOSE.replace("ferryman-app:v1   # the app", image)
+    edit = durable_edit({"/p/dc.yml": text}, "/p/.env", env, "api", "ferryman-app:v2")
+    assert isinstance(edit, Edit)
+    assert (edit.path, edit.old, edit.new) == ("/p/.env", env, new_env)
+
+
+def test_durable_edit_rewrites_the_line_when_no_variable_can_name_it() -> None:
+    # REG is unknown: the image cannot be told from a variable; the line is written instead
+    text = COMPOSE.replace("ferryman-app:v1   # the app", "${REG}/app:${TAG}")
+    edit = durable_edit({"/p/dc.yml": text}, "/p/.env", None, "api", "ferryman-app:v2")
+    assert isinstance(edit, Edit) and edit.path == "/p/dc.yml"
+    assert 'image: "ferryman-app:v2"' in edit.new
+    assert solve_variable("app:${TAG}", {}, "other:v2") is None

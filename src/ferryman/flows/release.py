@@ -19,7 +19,7 @@ from ..docker import commands as dc
 from ..docker import hooks as dh
 from ..docker import images as di
 from ..docker.compose import compose_flavour, file_version
-from ..docker.inspect import ContainerFacts, parse_containers, short_id
+from ..docker.inspect import ComposeInfo, ContainerFacts, parse_containers, short_id
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
 from ..events import EventBus
@@ -31,6 +31,7 @@ from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
 from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
+from . import durable
 from . import hooks as hk
 from . import policy as pol
 from . import recreate as rc
@@ -490,9 +491,10 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
             head = await t.host.run(["cat", facts.compose.config_files[0]], timeout=30)
             entry.mode = "compose"
             _report(cfg, plan, where, {**env_of_container(facts.raw), **values}, values)
-            return [rc.compose_step(t, cfg.project, plan.new_ref(t.service),
-                                    file_version(head.stdout),
-                                    flavour == "v2", values), rc.health_step(t)]
+            steps = [rc.compose_step(t, cfg.project, plan.new_ref(t.service),
+                                     file_version(head.stdout), flavour == "v2", values),
+                     rc.health_step(t)]
+            return steps + await _durable_steps(cfg, plan, t, facts.compose)
         why = (f"its compose files are missing ({', '.join(missing)})" if missing
                else "no docker compose on the host")
         bus.warn(f"{t.service} on {t.host_label} was started by compose but {why}: "
@@ -505,6 +507,25 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
     spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container, env=values)
     _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
+
+
+async def _durable_steps(cfg: Config, plan: Plan, t: rc.Target,
+                         info: ComposeInfo) -> list[Step]:
+    """The project's files made to name the new image: a plain compose up keeps it."""
+    ref = plan.new_ref(t.service)
+    edit = await durable.plan_edit(t.host, info, cfg.project, ref)
+    where = f"{t.service} on {t.host_label}"
+    if isinstance(edit, str):
+        plan.warnings.append(f"{where}: a plain compose up in {info.working_dir} would go "
+                             f"back to the previous image: {edit}")
+        return []
+    if not edit.changes:
+        return []
+    plan.record_extra.setdefault("persisted", []).append({
+        "host": t.host_label, "service": t.service, "path": edit.path, "rid": plan.rid,
+        "backup": durable.backup_path(edit.path, plan.rid) if edit.old is not None else None,
+        "sha256": durable.digest(edit.new)})
+    return [durable.persist_step(t.ctx, t.host, t.host_label, t.service, edit, plan.rid)]
 
 
 def _report(cfg: Config, plan: FlowPlan, where: str, env: dict[str, str],

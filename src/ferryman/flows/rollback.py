@@ -20,6 +20,7 @@ from ..record import History, Image, Record, ServiceChange
 from ..state import release_id
 from ..steps import Step
 from ..undo import UndoContext
+from . import durable
 from . import recreate as rc
 from .data.apply import apply_steps, plan_target
 from .data.plan import DataState
@@ -123,6 +124,15 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str,
             plan.steps += [rc.compose_step(t, cfg.project, previous, file_version(head.stdout),
                                            flavour == "v2", cfg.values(env, svc)),
                            rc.health_step(t)]
+            for kept in [p for p in target.persisted
+                         if p.get("host") == e.host and p.get("service") == svc]:
+                edit = await durable.rollback_edit(t.host, facts.compose, cfg.project,
+                                                   previous, kept)
+                if isinstance(edit, str):
+                    plan.warnings.append(f"{svc} on {e.host}: {edit}")
+                elif edit.changes:
+                    plan.steps.append(durable.persist_step(ctx, t.host, e.host, svc, edit,
+                                                           plan.rid, "restore"))
         elif e.mode == "bootstrap" and facts is not None:
             entry.kept = rc.kept_name(t.container, plan.rid)
             plan.steps.append(rc.retire_steps(t, entry.kept, gate_on_undo=True))
