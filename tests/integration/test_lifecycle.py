@@ -317,15 +317,18 @@ def test_compose_release_survives_a_plain_compose_up(demo: Demo) -> None:
     v2 = image_of(demo, "test", "shop-api")
     original = sh(demo, "prod", f"cat {dc_file}")
     assert "image: ferryman-app:v1" in original
+    cfg = demo.config.parent / "persist.yml"
+    cfg.write_text(demo.config.read_text().replace(
+        "  prod:\n    address:", "  prod:\n    persist_compose: true\n    address:"))
 
-    run = release(demo.config, "-s", "api")
+    run = release(cfg, "-s", "api")
     assert run.code == 0, run.err
     assert "keep api in its compose project on prod-1" in run.err
     assert 'image: "ferryman-app:v2"' in sh(demo, "prod", f"cat {dc_file}")
     compose_up(demo.lab, prod, "/opt/shop")  # what an operator does by hand, later
     assert image_of(demo, "prod", "shop-api") == v2
 
-    back = ferryman(demo.config, "rollback", "prod", "--yes")
+    back = ferryman(cfg, "rollback", "prod", "--yes")
     assert back.code == 0, back.err
     assert sh(demo, "prod", f"cat {dc_file}") == original  # byte for byte
     compose_up(demo.lab, prod, "/opt/shop")
@@ -335,14 +338,14 @@ def test_compose_release_survives_a_plain_compose_up(demo: Demo) -> None:
     templated = original.replace("image: ferryman-app:v1", "image: ferryman-app:${API_TAG:-v1}")
     demo.lab.exec(prod, ["sh", "-c", f"cat > {dc_file}"], input=templated.encode())
     compose_up(demo.lab, prod, "/opt/shop")
-    run = release(demo.config, "-s", "api")
+    run = release(cfg, "-s", "api")
     assert run.code == 0, run.err
     assert "API_TAG=v2 in /opt/shop/.env" in run.err
     assert sh(demo, "prod", f"cat {dc_file}") == templated
     assert sh(demo, "prod", "cat /opt/shop/.env") == "API_TAG=v2\n"
     compose_up(demo.lab, prod, "/opt/shop")
     assert image_of(demo, "prod", "shop-api") == v2
-    back = ferryman(demo.config, "rollback", "prod", "--yes")
+    back = ferryman(cfg, "rollback", "prod", "--yes")
     assert back.code == 0, back.err
     # there was no .env before the release: there is none again
     assert sh(demo, "prod", "test -e /opt/shop/.env && echo present || echo absent",

@@ -126,7 +126,12 @@ def test_plan_keeps_a_compose_release_in_the_project_files(hosts: ScriptedHosts,
     cfg = make_config()
     hosts["test-1"].replay(BEFORE)
     hosts["prod-1"].replay(BEFORE)
-    p, _ = plan(cfg, hosts, files={"/opt/shop/docker-compose.yml": COMPOSE_V1})
+    files = {"/opt/shop/docker-compose.yml": COMPOSE_V1}
+    p, _ = plan(cfg, hosts, files=files)  # by default the operator's files are not touched
+    assert "keep api in its compose project on prod-1" not in names(p)
+    assert "persisted" not in p.record_extra
+    cfg.environments["prod"].persist_compose = True
+    p, _ = plan(cfg, hosts, files=files)
     assert names(p)[4:7] == ["compose up api on prod-1", "health of api on prod-1",
                              "keep api in its compose project on prod-1"]
     step = {s.name: s for s in p.steps}["keep api in its compose project on prod-1"]

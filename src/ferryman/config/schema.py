@@ -278,6 +278,9 @@ class Environment(_Model):
     watch: Duration = 0.0
     # Variables every release to this environment sets on the containers it creates.
     env: EnvValues = {}
+    # A compose release also makes the project's own files name the new image, so that a
+    # plain `compose up -d` keeps it (off: the operator's files are never edited).
+    persist_compose: bool = False
 
     @property
     def own_address(self) -> str:

@@ -512,6 +512,8 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
 async def _durable_steps(cfg: Config, plan: Plan, t: rc.Target,
                          info: ComposeInfo) -> list[Step]:
     """The project's files made to name the new image: a plain compose up keeps it."""
+    if not cfg.environments[plan.dst_env].persist_compose:
+        return []
     ref = plan.new_ref(t.service)
     edit = await durable.plan_edit(t.host, info, cfg.project, ref)
     where = f"{t.service} on {t.host_label}"
