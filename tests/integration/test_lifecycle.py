@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labenv import Run, ferryman
+from labenv import TRIXIE, Run, ferryman
 
 from ferryman.lab import build_app_image
 from ferryman.lab.demo import CONFIG_FILE, Demo, compose_up, down, up
@@ -352,3 +352,32 @@ def test_compose_release_survives_a_plain_compose_up(demo: Demo) -> None:
               check=False).strip() == "absent"
     compose_up(demo.lab, prod, "/opt/shop")
     assert sh(demo, "prod", "docker inspect --format '{{.Config.Image}}' shop-api").strip() == V1
+
+
+API_HOOK = """\
+    before_switch:
+      - sh
+      - -c
+      - >-
+        printf "GET /health HTTP/1.0\\r\\n\\r\\n" | nc -w 3 api 8080 | tail -n 1;
+        grep -c base_url /www/config.json
+"""
+
+
+@pytest.mark.parametrize("kinds", [None, TRIXIE], ids=["bookworm", "trixie"])
+def test_hook_of_a_compose_service_joins_its_project(tmp_path: Path,
+                                                     kinds: dict[str, str] | None) -> None:
+    # Docker 20.10 + docker-compose 1.29, and Docker 26.1 + compose v2: the hook runs on the
+    # project's network (the service answers by its compose name) with the service's mounts.
+    prefix = f"ferryman-pytest-lifek-{uuid.uuid4().hex[:6]}"
+    d = up(tmp_path / "demo", prefix=prefix, kinds=kinds)
+    try:
+        cfg = d.config.parent / "api-hook.yml"
+        cfg.write_text(d.config.read_text().replace(
+            "  api:\n    container: shop-api\n", "  api:\n    container: shop-api\n" + API_HOOK))
+        run = release(cfg, "-s", "api")
+        assert run.code == 0, run.err
+        assert "before_switch api | ok" in run.err  # reached api by name on its network
+        assert "before_switch api | 1" in run.err  # read the config file api mounts
+    finally:
+        down(tmp_path / "demo", prefix)
