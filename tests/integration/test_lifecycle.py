@@ -134,6 +134,9 @@ def test_migration_with_backup_then_rollback_restores_data(demo: Demo) -> None:
     bid = record["backup"]
     assert bid.startswith("b") and record["hooks"][0]["when"] == "before_switch"
     assert bid in sh(demo, "prod", "ls /var/lib/ferryman/backups/shop/")
+    shown = ferryman(cfg, "history", "prod")
+    assert f"backup before the hooks: {bid}" in shown.out
+    assert "before_switch web on prod-1: sh -c" in shown.out and "(changes data)" in shown.out
 
     # Without a terminal and without --yes, a rollback that restores data refuses.
     refused = ferryman(cfg, "rollback", "prod")

@@ -391,3 +391,24 @@ def test_durable_edit_rewrites_the_line_when_no_variable_can_name_it() -> None:
     assert isinstance(edit, Edit) and edit.path == "/p/dc.yml"
     assert 'image: "ferryman-app:v2"' in edit.new
     assert solve_variable("app:${TAG}", {}, "other:v2") is None
+
+
+def test_history_lines_of_the_lifecycle() -> None:
+    from ferryman.cli.release import _lifecycle
+    r = Record.model_validate({
+        "id": "r1", "kind": "release", "from": "test", "to": "prod", "who": "me", "when": "x",
+        "result": "failed", "backup": "b1", "tag": "v1.4.2",
+        "hooks": [{"service": "web", "when": "before_switch", "host": "prod-1",
+                   "run": ["python", "manage.py", "migrate"], "changes_data": True}],
+        "watch": {"window": 20.0, "result": "failed", "after": 4.8,
+                  "detail": "container web restarted"},
+        "persisted": [{"path": "/opt/shop/.env"}]})
+    assert _lifecycle(r) == [
+        "before_switch web on prod-1: python manage.py migrate (changes data)",
+        "backup before the hooks: b1", "tagged v1.4.2",
+        "watch 20s: failed after 4.8s (container web restarted)",
+        "/opt/shop/.env made to name the new image"]
+    # a record of an older ferryman has none of these
+    assert _lifecycle(Record.model_validate({
+        "id": "r0", "kind": "release", "from": "test", "to": "prod", "who": "me",
+        "when": "x", "result": "ok"})) == []

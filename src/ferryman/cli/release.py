@@ -13,7 +13,7 @@ from ..flows import release as flow
 from ..flows import resume as rs
 from ..flows import rollback as rb
 from ..hosts import open_pool
-from ..record import Image
+from ..record import Image, Record
 from .common import (
     ask,
     confirm,
@@ -104,6 +104,24 @@ def _short(image: Image | None) -> str:
     return image.short() if image else "-"
 
 
+def _lifecycle(r: Record) -> list[str]:
+    """The record's hooks, backup, tag and watch, one line each."""
+    lines = [f"{h.get('when')} {h.get('service')} on {h.get('host')}: "
+             f"{' '.join(map(str, h.get('run') or []))}"
+             + (" (changes data)" if h.get("changes_data") else "") for h in r.hooks]
+    if r.backup:
+        lines.append(f"backup before the hooks: {r.backup}")
+    if r.tag:
+        lines.append(f"tagged {r.tag}")
+    if r.watch:
+        w = r.watch
+        lines.append(f"watch {w.get('window', 0):g}s: {w.get('result')}"
+                     + (f" after {w['after']:g}s" if w.get("after") is not None else "")
+                     + (f" ({w['detail']})" if w.get("detail") else ""))
+    lines += [f"{p.get('path')} made to name the new image" for p in r.persisted]
+    return lines
+
+
 def history(
     ctx: typer.Context,
     env: str = typer.Argument(..., help="Environment."),
@@ -139,6 +157,8 @@ def history(
             out_console.print(
                 f"    {svc.service}@{svc.host} {svc.mode}: {_short(svc.old)} -> "
                 f"{_short(svc.new)}", highlight=False, markup=False)
+        for line in _lifecycle(r):
+            out_console.print(f"    {line}", highlight=False, markup=False)
 
 
 def abort(
