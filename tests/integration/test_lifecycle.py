@@ -82,6 +82,14 @@ def test_failing_migration_changes_nothing(demo: Demo) -> None:
     cfg = config(demo, "failing.yml", web="    before_switch:\n      run: [sh, -c, "
                  "'echo migrating $APP_MODE; ls /data; echo no such table >&2; exit 3']\n")
     before = state(demo)
+    dry = release(cfg, "--dry-run")
+    assert dry.code == 0, dry.err
+    hook_line = next(ln for ln in dry.err.splitlines()
+                     if "docker run --rm --name web.ferryman-" in ln)
+    assert "-before " in hook_line and "--entrypoint sh ferryman-app:v2 -c" in hook_line
+    assert "-v shopdata:/data" in hook_line or "src=shopdata" in hook_line
+    assert "-p " not in hook_line and "--restart" not in hook_line
+    assert state(demo) == before
     run = release(cfg)
     assert run.code == 1, run.err
     # the hook ran in the new image, with web's env and volume, its output in the log

@@ -10,6 +10,7 @@ undos put TO back as it was; the backup taken for it is kept, whatever happens, 
 from __future__ import annotations
 
 import asyncio
+import math
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,8 @@ def changes_data(cfg: Config, services: list[str]) -> list[str]:
 async def stream_hook(run: HookRun, bus: EventBus) -> tuple[int, list[str]]:
     """Runs the hook, each output line an info event; (exit status, last lines)."""
     tail: list[str] = []
-    proc = await run.host.open(dh.wrapped(run.argv), idle_timeout=run.hook.timeout)
+    # A hook may rightly stay quiet for long: its own timeout bounds it, not the stream's.
+    proc = await run.host.open(dh.wrapped(run.argv), idle_timeout=math.inf)
     buf = b""
 
     def say(raw: bytes) -> None:
