@@ -63,6 +63,15 @@ class Record(BaseModel):
     failed_step: str | None = None
     undone: list[str] = []
     undo_failed: list[str] = []
+    # The lifecycle: hooks run (service, when, host, run, changes_data), the backup of TO's
+    # data taken before them, the tag given to the image on TO, the watch window's result.
+    hooks: list[dict[str, Any]] = []
+    backup: str | None = None
+    tag: str | None = None
+    watch: dict[str, Any] | None = None
+    # Compose files (or .env) the release made name the new image: host, service, path,
+    # backup, sha256 of what it wrote.
+    persisted: list[dict[str, Any]] = []
 
     def to_line(self) -> str:
         return json.dumps(self.model_dump(by_alias=True, exclude_none=True),

@@ -37,7 +37,7 @@ V1 = Capture.load("after_release").stdout("prod-1", [*ID_OF, "ferryman-app:v1"])
 READS = [[*INSPECT, REST], ["docker", "image", "inspect", REST], ["cat", REST],
          ["sh", "-c", ANY, "ferryman-files", REST], ["docker", "compose", "version", "--short"],
          ["docker-compose", "version", "--short"], di.compressors(), dl.host_facts(),
-         dl.all_layers()]
+         dl.all_layers(), ["sh", "-c", ANY, "ferryman-read", REST]]
 # What `compressors` prints on the test hosts (Debian with zstd and gzip installed).
 TOOLS = Reply(0, "zstd\ngzip\n")
 # What the layer-aware transfer reads: a Docker 20.10 with GNU tar, and the layers TO holds
@@ -60,12 +60,17 @@ def only_reads(host: ScriptedHost) -> list[list[str]]:
 
 
 def plan(cfg: Any, hosts: ScriptedHosts, src: str = "test", dst: str = "prod",
-         transfer: Any = None) -> tuple[release.Plan, Collector]:
+         transfer: Any = None, files: dict[str, str] | None = None
+         ) -> tuple[release.Plan, Collector]:
     bus = EventBus("release")
     seen = Collector()
     bus.add(seen)
     for label in ("test-1", "test-2", "prod-1", "prod-2"):  # compression is chosen at plan
         hosts[label].on(di.compressors(), TOOLS)
+        # compose files read to keep a compose release (none here, unless a test says so)
+        hosts[label].on(["sh", "-c", ANY, "ferryman-read", REST], Reply(66, ""))
+        for path, text in (files or {}).items():
+            hosts[label].on(["sh", "-c", ANY, "ferryman-read", path], Reply(0, text))
     script_transfer_reads(hosts)
     made = asyncio.run(release.plan_release(cfg, hosts.pool(cfg), src, dst, [], bus,
                                             transfer=transfer))
@@ -110,6 +115,36 @@ def test_plan_of_run_and_compose_services(hosts: ScriptedHosts, make_config) -> 
     assert up.startswith("docker-compose -p shop --project-directory /opt/shop ")
     assert up.endswith("up -d --no-deps api")
     assert only_reads(hosts["test-1"]) == [] and only_reads(hosts["prod-1"]) == []
+
+
+COMPOSE_V1 = ('version: "3.7"\nservices:\n  api:\n    image: ferryman-app:v1  # pinned\n'
+              '    container_name: shop-api\n')
+
+
+def test_plan_keeps_a_compose_release_in_the_project_files(hosts: ScriptedHosts,
+                                                           make_config) -> None:
+    cfg = make_config()
+    hosts["test-1"].replay(BEFORE)
+    hosts["prod-1"].replay(BEFORE)
+    files = {"/opt/shop/docker-compose.yml": COMPOSE_V1}
+    p, _ = plan(cfg, hosts, files=files)  # by default the operator's files are not touched
+    assert "keep api in its compose project on prod-1" not in names(p)
+    assert "persisted" not in p.record_extra
+    cfg.environments["prod"].persist_compose = True
+    p, _ = plan(cfg, hosts, files=files)
+    assert names(p)[4:7] == ["compose up api on prod-1", "health of api on prod-1",
+                             "keep api in its compose project on prod-1"]
+    step = {s.name: s for s in p.steps}["keep api in its compose project on prod-1"]
+    bak = f"/opt/shop/docker-compose.yml.ferryman-{p.rid}.bak"
+    assert step.commands == [
+        f"cp -p -- /opt/shop/docker-compose.yml {bak}",
+        "write /opt/shop/docker-compose.yml: image: of api in /opt/shop/docker-compose.yml "
+        "line 4 -> ferryman-app:v2"]
+    assert step.undo_data == {"kind": "persist", "host": "prod-1",
+                              "path": "/opt/shop/docker-compose.yml", "backup": bak}
+    (kept,) = p.record_extra["persisted"]
+    assert kept["backup"] == bak and kept["service"] == "api"
+    assert only_reads(hosts["prod-1"]) == []
 
 
 def test_plan_refuses_from_equal_to_before_reading(hosts: ScriptedHosts, make_config) -> None:

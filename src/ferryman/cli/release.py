@@ -5,20 +5,22 @@ from __future__ import annotations
 import typer
 
 from ..config import Config
-from ..errors import BadInput
+from ..config.schema import DURATION_EXPECTED, parse_duration
+from ..errors import EXIT_BAD_INPUT, BadInput
 from ..flows import history as hist
 from ..flows import lock
 from ..flows import release as flow
 from ..flows import resume as rs
 from ..flows import rollback as rb
 from ..hosts import open_pool
-from ..record import Image
+from ..record import Image, Record
 from .common import (
     ask,
     confirm,
     err_console,
     execute,
     exit_with,
+    fail,
     load,
     make_bus,
     out_console,
@@ -34,20 +36,36 @@ def release(
     services: list[str] = typer.Option(None, "--service", "-s", help="Only these services."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    tag: str = typer.Option(None, "--tag", help="Tag the released images with this tag on TO "
+                            "(their repository, this tag): how TO's allowed_tags are met "
+                            "without a registry."),
+    watch: str = typer.Option(None, "--watch", help="Watch the released services this long "
+                              "after the switch (15m; 0: not at all); a failure rolls back. "
+                              "Default: TO's `watch`."),
 ) -> None:
     """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
     cfg = load(ctx)
+    window = None if watch is None else _duration("--watch", watch)
     bus, logs = make_bus(ctx, cfg, "release")
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
-            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus)
+            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag,
+                                           watch=window)
             if not dry_run:
-                what = ", ".join(f"{s.service}={s.ref}" for s in plan.sources.values())
+                what = ", ".join(f"{s.service}={plan.new_ref(s.service)}"
+                                 for s in plan.sources.values())
                 confirm(cfg, dst, f"release {what} from {src} to {dst}", yes)
             return (await flow.execute(cfg, pool, plan, bus, dry_run)).exit_code
 
     exit_with(run_logged(go, logs))
+
+
+def _duration(option: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:  # pydantic's error is a ValueError
+        raise fail(f"{option} {text!r}: expected {DURATION_EXPECTED}", EXIT_BAD_INPUT) from None
 
 
 def rollback(
@@ -64,7 +82,17 @@ def rollback(
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
             plan = await rb.plan_rollback(cfg, pool, env, to)
-            if not dry_run:
+            if not dry_run and plan.restores:
+                # Data goes back too: say exactly what, and ask, whatever the policy.
+                err_console.print(f"rollback of {plan.target.id} on {env} will:",
+                                  highlight=False)
+                for n, step in enumerate(plan.steps, 1):
+                    err_console.print(f"  {n}. {step.name}", highlight=False, markup=False)
+                if not yes:
+                    ask("restoring data asks for confirmation",
+                        f"restore backup {plan.restores} on {env} and start the previous "
+                        f"version of release {plan.target.id}")
+            elif not dry_run:
                 confirm(cfg, env, f"roll back release {plan.target.id} on {env}", yes)
             return (await flow.execute(cfg, pool, plan, bus, dry_run,
                                        rolls_back=plan.target.id)).exit_code
@@ -74,6 +102,24 @@ def rollback(
 
 def _short(image: Image | None) -> str:
     return image.short() if image else "-"
+
+
+def _lifecycle(r: Record) -> list[str]:
+    """The record's hooks, backup, tag and watch, one line each."""
+    lines = [f"{h.get('when')} {h.get('service')} on {h.get('host')}: "
+             f"{' '.join(map(str, h.get('run') or []))}"
+             + (" (changes data)" if h.get("changes_data") else "") for h in r.hooks]
+    if r.backup:
+        lines.append(f"backup before the hooks: {r.backup}")
+    if r.tag:
+        lines.append(f"tagged {r.tag}")
+    if r.watch:
+        w = r.watch
+        lines.append(f"watch {w.get('window', 0):g}s: {w.get('result')}"
+                     + (f" after {w['after']:g}s" if w.get("after") is not None else "")
+                     + (f" ({w['detail']})" if w.get("detail") else ""))
+    lines += [f"{p.get('path')} made to name the new image" for p in r.persisted]
+    return lines
 
 
 def history(
@@ -111,6 +157,8 @@ def history(
             out_console.print(
                 f"    {svc.service}@{svc.host} {svc.mode}: {_short(svc.old)} -> "
                 f"{_short(svc.new)}", highlight=False, markup=False)
+        for line in _lifecycle(r):
+            out_console.print(f"    {line}", highlight=False, markup=False)
 
 
 def abort(

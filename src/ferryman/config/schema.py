@@ -183,6 +183,10 @@ DockerName = Annotated[
     str, _pattern(SERVICE_NAME_RE, "a Docker name: letter or digit, then [A-Za-z0-9_.-]")
 ]
 AbsolutePath = Annotated[str, AfterValidator(_absolute)]
+VarName = Annotated[
+    str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "a variable name: letter or _, then [A-Za-z0-9_]")
+]
+EnvValues = dict[VarName, str]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -257,6 +261,10 @@ class HostSpec(_Model):
 class Policy(_Model):
     allowed_tags: list[NonEmpty] = []  # fnmatch globs; empty allows any tag
     confirm: bool = False
+    # Releases come only from these environments, and only images their history shows
+    # released there and healthy (for at least `soak`, when set).
+    accepts_from: list[EnvName] | None = None
+    soak: Duration | None = None
 
     def allows(self, tag: str) -> bool:
         return not self.allowed_tags or any(fnmatchcase(tag, p) for p in self.allowed_tags)
@@ -266,6 +274,13 @@ class Environment(_Model):
     hosts: list[HostSpec] = Field(min_length=1)
     address: NonEmpty | None = None
     policy: Policy = Field(default_factory=Policy)
+    # After a release, keep watching the released services this long (0: no watch).
+    watch: Duration = 0.0
+    # Variables every release to this environment sets on the containers it creates.
+    env: EnvValues = {}
+    # A compose release also makes the project's own files name the new image, so that a
+    # plain `compose up -d` keeps it (off: the operator's files are never edited).
+    persist_compose: bool = False
 
     @property
     def own_address(self) -> str:
@@ -301,6 +316,33 @@ class Health(_Model):
         return value
 
 
+HOOK_TIMEOUT = 600.0
+
+
+def _hook_shorthand(value: Any) -> Any:
+    """`before_switch: [python, manage.py, migrate]` is the argv alone, with the defaults."""
+    return {"run": value} if isinstance(value, list) else value
+
+
+class Hook(_Model):
+    """A command run once per release in a one-off container from the NEW image, with the
+    service's env, networks and volumes as TO runs it."""
+
+    run: list[NonEmpty] = Field(min_length=1)
+    timeout: Duration = HOOK_TIMEOUT
+    changes_data: bool = False  # the release takes a backup of `data` on TO first
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise _fail("a duration above zero")
+        return value
+
+
+HookSpec = Annotated[Hook, BeforeValidator(_hook_shorthand)]
+
+
 class ComposeName(_Model):
     """A compose service named by its project and service, as its container labels say."""
 
@@ -315,6 +357,10 @@ class Service(_Model):
     compose: ComposeName | None = None
     hosts: list[NonEmpty] | None = None  # host labels; None: every host of the environment
     health: Health | None = None
+    before_switch: HookSpec | None = None  # once per release, before any container changes
+    after_switch: HookSpec | None = None  # once per release, after the health gate
+    # environment -> variables a release to it sets on this service (over environments.*.env)
+    env: dict[EnvName, EnvValues] = {}
 
     _name: str = PrivateAttr(default="")
 
@@ -403,6 +449,12 @@ class Config(_Model):
         for name, service in self.services.items():
             service._name = name
         return self
+
+    def values(self, env: str, service: str) -> dict[str, str]:
+        """The variables a release to `env` sets on `service`: the environment's, then the
+        service's own for that environment."""
+        svc = self.services.get(service)
+        return {**self.environments[env].env, **(svc.env.get(env, {}) if svc else {})}
 
     @property
     def source(self) -> str:
@@ -528,7 +580,34 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
         else:
             containers[name] = str(svc_name)
 
+    for env_name, env in envs.items():
+        policy = _mapping(_mapping(env).get("policy"))
+        for i, src in enumerate(_list(policy.get("accepts_from"))):
+            if isinstance(src, str) and (src not in envs or src == env_name):
+                issues.append(CrossIssue(
+                    ("environments", env_name, "policy", "accepts_from", i), src,
+                    "another environment name: "
+                    f"{_choices(e for e in envs if e != env_name)}"))
+        if policy.get("soak") is not None and not policy.get("accepts_from"):
+            issues.append(CrossIssue(
+                ("environments", env_name, "policy", "soak"), policy.get("soak"),
+                "soak together with accepts_from (it is how long the source ran the image)"))
+
+    for svc_name, svc in services.items():
+        for env_name in _mapping(_mapping(svc).get("env")):
+            if isinstance(env_name, str) and env_name not in envs:
+                issues.append(CrossIssue(("services", svc_name, "env", env_name, KEY), env_name,
+                                         f"an environment name: {_choices(envs)}"))
+
     data_section = _mapping(data.get("data"))
+    for svc_name, svc in services.items():
+        for when in ("before_switch", "after_switch"):
+            hook = _mapping(_mapping(svc).get(when))
+            if hook.get("changes_data") is True and not data_section:
+                issues.append(CrossIssue(
+                    ("services", svc_name, when, "changes_data"), True,
+                    "a data section (the backup taken before the hook backs up data.volumes,"
+                    " data.paths and data.dumps)"))
     stop = {c for c in _list(data_section.get("stop")) if isinstance(c, str)}
     for i, container in enumerate(_list(data_section.get("never_stop"))):
         if isinstance(container, str) and container in stop:

@@ -8,7 +8,9 @@ pins the image, and only that service is recreated.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,9 +28,17 @@ def file_version(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def override(service: str, image: str, version: str | None) -> str:
+def override(service: str, image: str, version: str | None,
+             env: Mapping[str, str] | None = None) -> str:
+    """The override file that pins `image` (and sets `env`, the environment's own values,
+    over the compose file's) for `service`."""
     head = f'version: "{version}"\n' if version else ""
-    return f'{head}services:\n  {service}:\n    image: "{image}"\n'
+    text = f'{head}services:\n  {service}:\n    image: "{image}"\n'
+    if env:
+        # JSON strings are YAML double-quoted scalars; compose reads $ as interpolation.
+        text += "    environment:\n" + "".join(
+            f"      {k}: {json.dumps(v.replace('$', '$$'))}\n" for k, v in env.items())
+    return text
 
 
 def binary(v2: bool) -> list[str]:

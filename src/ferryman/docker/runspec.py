@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -57,10 +57,11 @@ class _Carry:
 
 
 def run_spec(container: Json, old_image: Json | None, new_image: str, *, name: str | None = None,
-             rewrite: Rewrite | None = None) -> RunSpec:
+             rewrite: Rewrite | None = None, env: Mapping[str, str] | None = None) -> RunSpec:
     """The `docker create` (and `docker network connect`) argv that recreates `container`
     from `new_image`. `old_image` is `docker image inspect` of the image the container was
-    created from; None means unknown, and then every Config value counts as the operator's."""
+    created from; None means unknown, and then every Config value counts as the operator's.
+    `env`: variables set to these values whatever the container had (the environment's own)."""
     config: Json = container.get("Config") or {}
     host: Json = container.get("HostConfig") or {}
     image: Json | None = None if old_image is None else old_image.get("Config") or {}
@@ -84,7 +85,7 @@ def run_spec(container: Json, old_image: Json | None, new_image: str, *, name: s
         *_security(host),
         *_resources(host),
         *_namespaces(host),
-        *_env(config, image, carry),
+        *_env(config, image, carry, env),
         *_labels(config, image, carry),
         *_user_and_dirs(config, image, _mount_dests(container), host, expose=own_net),
         *_health(config.get("Healthcheck"), None if image is None else image.get("Healthcheck")),
@@ -380,14 +381,20 @@ def _namespaces(host: Json) -> list[str]:
 
 # --- config: only what differs from the old image ---------------------------------------------
 
-def _env(config: Json, image: Json | None, carry: _Carry) -> list[str]:
+def _env(config: Json, image: Json | None, carry: _Carry,
+         values: Mapping[str, str] | None = None) -> list[str]:
+    """The operator's env entries (not the old image's defaults); `values` replace or add
+    entries, never rewritten: they are the target's own."""
     defaults = set((image or {}).get("Env") or [])
+    values = values or {}
     args: list[str] = []
     for entry in config.get("Env") or []:
-        if entry in defaults:
-            continue
         key, sep, value = entry.partition("=")
+        if entry in defaults or key in values:
+            continue
         args += ["-e", (key + sep + carry.value(f"env {key}", value)) if sep else key]
+    for key, value in values.items():
+        args += ["-e", f"{key}={value}"]
     return args
 
 

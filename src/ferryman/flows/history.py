@@ -25,7 +25,7 @@ async def record_release(cfg: Config, pool: HostPool, plan: FlowPlan, outcome: O
         id=plan.rid, kind=plan.kind, from_env=plan.src_env, to=plan.env, who=operator(),
         when=now_iso(), duration=round(outcome.duration, 1),
         result=result or ("ok" if outcome.ok else "failed"), services=plan.changes,
-        rolls_back=rolls_back)
+        rolls_back=rolls_back, **plan.record_extra)
     if not outcome.ok:
         record.error, record.failed_step = outcome.error, outcome.failed_step
         record.undone, record.undo_failed = outcome.undone, outcome.undo_failed

@@ -174,8 +174,8 @@ def health_step(t: Target) -> Step:
 
 
 async def _compose_up(host: Host, info: ComposeInfo, image: str, version: str | None,
-                      override_path: str, v2: bool) -> None:
-    text = dcompose.override(info.service, image, version)
+                      override_path: str, v2: bool, env: dict[str, str] | None = None) -> None:
+    text = dcompose.override(info.service, image, version, env)
     await host.run(write_file(override_path), input=text.encode(), timeout=60, check=True)
     await host.run(dcompose.up_service(info, override_path, v2), timeout=600, check=True)
 
@@ -186,21 +186,26 @@ async def resolve_previous(host: Host, ref: str, image_id: str) -> str:
     return ref if res.ok and res.stdout.strip() == image_id else image_id
 
 
-def compose_step(t: Target, project: str, new_ref: str, version: str | None, v2: bool) -> Step:
+def compose_step(t: Target, project: str, new_ref: str, version: str | None, v2: bool,
+                 env: dict[str, str] | None = None) -> Step:
+    """env: the environment's own values (environments.*.env, services.*.env), set by the
+    override both ways: they are TO's, whichever image runs."""
     assert t.facts is not None and t.facts.compose is not None
     info = t.facts.compose
     path = compose_override_path(project, info.project, info.service)
     old_ref, old_id = t.facts.image_ref, t.facts.image_id
 
     async def run() -> str:
-        await _compose_up(t.host, info, new_ref, version, path, v2)
+        await _compose_up(t.host, info, new_ref, version, path, v2, env)
         return f"{info.project}/{info.service} up with {new_ref}"
 
     data = {"kind": "compose", "host": t.host_label, "service": t.service,
             "container": t.container, "compose": asdict(info), "old_ref": old_ref,
-            "old_id": old_id, "version": version, "override": path, "v2": v2}
+            "old_id": old_id, "version": version, "override": path, "v2": v2,
+            "env": env or {}}
 
-    cmds = [f"write {path}:\n" + dcompose.override(info.service, new_ref, version).rstrip(),
+    cmds = [f"write {path}:\n" + dcompose.override(info.service, new_ref, version,
+                                                    env).rstrip(),
             shlex.join(dcompose.up_service(info, path, v2))]
     return Step(f"compose up {t.service} on {t.host_label}", run, bound(t.ctx, data),
                 undo_data=data,
@@ -214,7 +219,8 @@ async def _undo_compose(ctx: UndoContext, d: dict[str, Any]) -> str:
     host = ctx.host(d["host"])
     info = ComposeInfo(**d["compose"])
     previous = await resolve_previous(host, d["old_ref"], d["old_id"])
-    await _compose_up(host, info, previous, d.get("version"), d["override"], d["v2"])
+    await _compose_up(host, info, previous, d.get("version"), d["override"], d["v2"],
+                      d.get("env") or None)
     return await wait_healthy(host, d["service"], d["container"], ctx.health(d["service"]),
                              env=ctx.env)
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config
 from ..docker import commands as dc
+from ..docker import hooks as dh
 from ..docker import images as di
 from ..docker.compose import compose_flavour, file_version
-from ..docker.inspect import ContainerFacts, parse_containers, short_id
+from ..docker.inspect import ComposeInfo, ContainerFacts, parse_containers, short_id
 from ..docker.runspec import run_spec
 from ..errors import BadInput, PreconditionFailed
 from ..events import EventBus
@@ -29,9 +31,15 @@ from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
 from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
+from . import durable
+from . import hooks as hk
+from . import policy as pol
 from . import recreate as rc
+from . import watch as wt
+from .data.plan import DataState
+from .envvalues import env_of_argv, env_of_container, foreign, lacking
 from .guards import guard_steps
-from .history import prune_kept, record_release
+from .history import prune_kept, read_history, record_release
 from .lock import env_lock
 from .transfer import ImageToSend, LayerTransfer, Prepared, Transfer
 
@@ -60,9 +68,11 @@ class FlowPlan:
     steps: list[Step] = field(default_factory=list)
     changes: list[ServiceChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     # Re-reads, under the lock, what planning saw: nobody may have changed it since.
     seen: dict[str, dict[str, ContainerFacts]] = field(default_factory=dict)
     kind: str = "release"
+    record_extra: dict[str, Any] = field(default_factory=dict)  # more fields of the record
 
     @property
     def src_env(self) -> str:
@@ -78,10 +88,16 @@ class Plan(FlowPlan):
 
     source_env: str = ""
     sources: dict[str, Source] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)  # --tag: service -> its ref on TO
+    tag: str | None = None
 
     @property
     def src_env(self) -> str:
         return self.source_env
+
+    def new_ref(self, service: str) -> str:
+        """The ref TO's containers of `service` are created from (--tag: the tagged one)."""
+        return self.refs.get(service) or self.sources[service].ref
 
     @property
     def dst_env(self) -> str:
@@ -90,7 +106,8 @@ class Plan(FlowPlan):
     def journal_context(self) -> dict[str, Any]:
         return {**super().journal_context(), "from": self.source_env, "to": self.env,
                 "services": list(self.sources),
-                "images": {n: s.facts.image_id for n, s in self.sources.items()}}
+                "images": {n: s.facts.image_id for n, s in self.sources.items()},
+                **({"tag": self.tag} if self.tag else {})}
 
 
 async def _inspect_group(pool: HostPool, env: str, host: str,
@@ -165,18 +182,35 @@ def _rewriter(src_addr: str, dst_addr: str):  # type: ignore[no-untyped-def]
 async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
                        services: list[str], bus: EventBus,
                        transfer: Transfer | None = None, *, rid: str | None = None,
-                       lock: EnvLock | None = None) -> Plan:
-    """`rid` and a held `lock` are given when a release is resumed from its journal."""
+                       lock: EnvLock | None = None, tag: str | None = None,
+                       watch: float | None = None) -> Plan:
+    """`rid` and a held `lock` are given when a release is resumed from its journal.
+    `tag`: the images get this tag on TO (their repository, this tag), and TO's policy is
+    met by it. `watch`: the watch window in seconds (None: TO's `watch`; 0: none)."""
     for env in (src_env, dst_env):
         pool.env(env)
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
+    if tag is not None:
+        pol.check_tag(tag)
     sources = await read_sources(pool, src_env, services)
     await pool.resolve(dst_env)
-    check_policy(cfg, dst_env, sources)
+    refs: dict[str, str] = {}
+    if tag is not None:
+        refs = pol.refs_for_tag(sources, {n: s.facts.image_id for n, s in sources.items()},
+                                tag)
+        pol.check_tags(cfg, dst_env, {n: tag for n in sources})
+    else:
+        check_policy(cfg, dst_env, sources)
+    if cfg.environments[dst_env].policy.accepts_from is not None:
+        pol.check_accepts(cfg, src_env, dst_env,
+                          {n: (s.ref, s.facts.image_id) for n, s in sources.items()},
+                          await read_history(cfg, pool, src_env), datetime.now(UTC))
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
-    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources)
+    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources, refs=refs, tag=tag)
+    if tag is not None:
+        plan.record_extra["tag"] = tag
     transfer = transfer or LayerTransfer()
     targets = pool.placements(dst_env, list(sources))
     groups = list(by_host(targets))
@@ -189,16 +223,115 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     for (_, host_label), places in groups:
         wanted.extend(await _wanted(pool, plan, host_label, places, transfer))
     plan.steps.extend(_transfer_steps(wanted, transfer, bus, ctx))
+    # 1a) --tag: the release's own name for the images, on each TO host
+    for (_, host_label), places in groups:
+        plan.steps.extend(await _tag_steps(pool, plan, host_label, places, ctx))
     # 2) each service, the way it runs there
+    switch: list[Step] = []
     for p in targets:
         src = sources[p.service]
         facts = current[p.host].get(p.container)
         t = rc.Target(p.service, p.host, pool.host(dst_env, p.host), p.container,
                       cfg.services[p.service].health, facts, ctx)
-        plan.steps.extend(await _service_steps(cfg, pool, plan, t, src, bus))
+        switch.extend(await _service_steps(cfg, pool, plan, t, src, bus))
+    # 1b) before the switch: the backup a data-changing hook asks for, then the hooks
+    changing = {c.service for c in plan.changes if c.mode != "unchanged"}
+    before = await _hook_runs(cfg, pool, plan, targets, "before_switch", changing)
+    after = await _hook_runs(cfg, pool, plan, targets, "after_switch", changing)
+    runs = [*before, *after]
+    if runs:
+        plan.record_extra["hooks"] = hk.describe(runs)
+    why = [f"{r.service}.{r.when}" for r in runs if r.hook.changes_data]
+    if why:
+        steps, bid = await hk.backup_steps(cfg, pool, dst_env, plan.rid, why, DataState())
+        plan.steps.extend(steps)
+        plan.record_extra["backup"] = bid
+        plan.notes.append(f"{', '.join(why)} change(s) data: backup {bid} of {dst_env} is "
+                          "taken first and kept; rollback restores it")
+    plan.steps.extend(hk.hook_step(r, bus, ctx) for r in before)
+    plan.steps.extend(switch)
     # 3) the environment's own config
     plan.steps.extend(await guard_steps(cfg, pool, dst_env, plan.rid))
+    # 4) after the health gates
+    plan.steps.extend(hk.hook_step(r, bus, ctx) for r in after)
+    # 5) the watch window: a failure in it undoes the release like any failed step
+    window = cfg.environments[dst_env].watch if watch is None else watch
+    watched = [wt.Watched(c.service, c.host, pool.host(dst_env, c.host), c.container,
+                          cfg.services[c.service].health)
+               for c in plan.changes if c.mode != "unchanged"]
+    if window > 0 and watched:
+        result: dict[str, Any] = {"window": window, "result": "not reached"}
+        plan.record_extra["watch"] = result
+        plan.steps.append(wt.watch_step(dst_env, watched, window, bus, result))
     return plan
+
+
+async def _tag_steps(pool: HostPool, plan: Plan, host_label: str, places: list[Placement],
+                     ctx: UndoContext) -> list[Step]:
+    """Tags each image on TO with the ref --tag gives it. A tag that already names another
+    image there is refused: a release name means one image."""
+    want = {plan.new_ref(p.service): plan.sources[p.service] for p in places
+            if plan.new_ref(p.service) != plan.sources[p.service].ref}
+    if not want:
+        return []
+    host = pool.host(plan.dst_env, host_label)
+    before: dict[str, str | None] = {}
+    argvs = []
+    for ref, src in want.items():
+        now = await host.run(di.image_id(ref), timeout=30)
+        had = now.stdout.strip() if now.ok else ""
+        if had == src.facts.image_id:
+            plan.notes.append(f"{ref} already names {src.ref}'s image on {host_label}")
+            continue
+        if had:
+            raise BadInput(f"--tag: {ref} already names another image on {host_label} "
+                           f"({short_id(had)}), not {src.ref} ({short_id(src.facts.image_id)})",
+                           hint="a release tag names one image: pick a new tag")
+        before[ref] = None
+        argvs.append(di.tag(src.facts.image_id, ref))
+    if not argvs:
+        return []
+
+    async def run() -> str:
+        for argv in argvs:
+            await host.run(argv, timeout=60, check=True)
+        return ", ".join(before)
+
+    data = {"kind": "retag", "host": host_label, "before": before}
+    return [Step(f"tag images on {host_label}", run, bound(ctx, data), undo_data=data,
+                 params={"tags": list(before)}, host=host_label,
+                 commands=[short_command(a) for a in argvs], undo_if_failed=True)]
+
+
+async def _hook_runs(cfg: Config, pool: HostPool, plan: Plan, targets: list[Placement],
+                     when: str, changing: set[str]) -> list[hk.HookRun]:
+    """Each hook once, on the first host of TO that runs its service (the first host it is
+    placed on, for a bootstrap), as that container runs; services left unchanged run none."""
+    runs = []
+    for service, hook in hk.hooked(cfg, list(plan.sources), when).items():
+        if service not in changing:
+            continue
+        places = [p for p in targets if p.service == service]
+        place = next((p for p in places if plan.seen[p.host].get(p.container) is not None),
+                     places[0])
+        facts = plan.seen[place.host].get(place.container)
+        src = plan.sources[service]
+        host = pool.host(plan.dst_env, place.host)
+        rewrite = None
+        if facts is not None:
+            img = await host.run(di.inspect_images([facts.image_id]), timeout=60)
+            container, old_image = facts.raw, (parse_json_list(img.stdout) or [None])[0]
+        else:  # bootstrap: as the container will be started, from FROM's
+            container, old_image = src.facts.raw, src.image
+            rewrite = _rewriter(cfg.environments[plan.src_env].own_address,
+                                cfg.environments[plan.dst_env].own_address)
+        name = dh.hook_name(place.container, plan.rid, when.split("_")[0])
+        argv, notes = dh.hook_run(container, old_image, plan.new_ref(service), hook.run,
+                                  name=name, rewrite=rewrite,
+                                  env=cfg.values(plan.dst_env, service))
+        plan.notes.extend(f"{when} hook of {service}: {n}" for n in notes)
+        runs.append(hk.HookRun(service, when, place.host, host, hook, argv, name))
+    return runs
 
 
 def verify_seen(pool: HostPool, plan: FlowPlan) -> Action:
@@ -322,21 +455,32 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
                          bus: EventBus) -> list[Step]:
     facts = t.facts
     entry = ServiceChange(service=t.service, host=t.host_label, container=t.container,
-                          mode="run", new=Image(ref=src.ref, id=src.facts.image_id),
+                          mode="run", new=Image(ref=plan.new_ref(t.service), id=src.facts.image_id),
                           old=Image(ref=facts.image_ref, id=facts.image_id) if facts else None)
     plan.changes.append(entry)
-    if facts is not None and facts.image_id == src.facts.image_id and facts.running:
+    values = cfg.values(plan.dst_env, t.service)
+    where = f"{t.service} on {t.host_label}"
+    short = lacking(facts.raw, values) if facts is not None else []
+    if (facts is not None and facts.image_id == src.facts.image_id and facts.running
+            and short):
+        plan.notes.append(f"{where} runs {src.ref} without its values for {plan.dst_env} "
+                          f"({', '.join(short)}): recreated with them")
+    elif facts is not None and facts.image_id == src.facts.image_id and facts.running:
         entry.mode = "unchanged"
         plan.notes.append(f"{t.service} on {t.host_label} already runs {src.ref}")
+        if plan.new_ref(t.service) != src.ref:
+            plan.notes.append(f"{t.service} on {t.host_label} keeps its container; the image "
+                              f"is tagged {plan.new_ref(t.service)} there too")
         return []
     if facts is None:
         entry.mode = "bootstrap"
         src_addr = cfg.environments[plan.src_env].own_address
         dst_addr = cfg.environments[plan.dst_env].own_address
-        spec = run_spec(src.facts.raw, src.image, src.ref, name=t.container,
-                        rewrite=_rewriter(src_addr, dst_addr))
+        spec = run_spec(src.facts.raw, src.image, plan.new_ref(t.service), name=t.container,
+                        rewrite=_rewriter(src_addr, dst_addr), env=values)
         for note in spec.carried:
             plan.notes.append(f"bootstrap {t.service} on {t.host_label}: {note}")
+        _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
         return [rc.start_steps(t, spec, "create"), rc.health_step(t)]
     if facts.compose is not None and facts.compose.complete:
         exist = dc.parse_files_exist((await t.host.run(
@@ -346,8 +490,11 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
         if not missing and flavour:
             head = await t.host.run(["cat", facts.compose.config_files[0]], timeout=30)
             entry.mode = "compose"
-            return [rc.compose_step(t, cfg.project, src.ref, file_version(head.stdout),
-                                    flavour == "v2"), rc.health_step(t)]
+            _report(cfg, plan, where, {**env_of_container(facts.raw), **values}, values)
+            steps = [rc.compose_step(t, cfg.project, plan.new_ref(t.service),
+                                     file_version(head.stdout), flavour == "v2", values),
+                     rc.health_step(t)]
+            return steps + await _durable_steps(cfg, plan, t, facts.compose)
         why = (f"its compose files are missing ({', '.join(missing)})" if missing
                else "no docker compose on the host")
         bus.warn(f"{t.service} on {t.host_label} was started by compose but {why}: "
@@ -357,8 +504,37 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
     kept = rc.kept_name(t.container, plan.rid)
     entry.kept = kept
     entry.restart_policy = rc.restart_policy(facts)
-    spec = run_spec(facts.raw, old_image, src.ref, name=t.container)
+    spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container, env=values)
+    _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
+
+
+async def _durable_steps(cfg: Config, plan: Plan, t: rc.Target,
+                         info: ComposeInfo) -> list[Step]:
+    """The project's files made to name the new image: a plain compose up keeps it."""
+    if not cfg.environments[plan.dst_env].persist_compose:
+        return []
+    ref = plan.new_ref(t.service)
+    edit = await durable.plan_edit(t.host, info, cfg.project, ref)
+    where = f"{t.service} on {t.host_label}"
+    if isinstance(edit, str):
+        plan.warnings.append(f"{where}: a plain compose up in {info.working_dir} would go "
+                             f"back to the previous image: {edit}")
+        return []
+    if not edit.changes:
+        return []
+    plan.record_extra.setdefault("persisted", []).append({
+        "host": t.host_label, "service": t.service, "path": edit.path, "rid": plan.rid,
+        "backup": durable.backup_path(edit.path, plan.rid) if edit.old is not None else None,
+        "sha256": durable.digest(edit.new)})
+    return [durable.persist_step(t.ctx, t.host, t.host_label, t.service, edit, plan.rid)]
+
+
+def _report(cfg: Config, plan: FlowPlan, where: str, env: dict[str, str],
+            own: dict[str, str]) -> None:
+    for found in foreign(cfg, plan.env, env, own):
+        plan.warnings.append(f"{where}: carried value {found}; set it for {plan.env} under "
+                             f"environments.{plan.env}.env or services.*.env.{plan.env}")
 
 
 async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
@@ -367,6 +543,8 @@ async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
     """Runs a release or rollback plan under TO's lock, journalled, and records it."""
     for note in plan.notes:
         bus.info(note)
+    for warning in plan.warnings:
+        bus.warn(warning)
     params = {"from": plan.src_env, "to": plan.env, plan.kind: plan.rid,
               "services": {c.service: c.new.ref if c.new else None for c in plan.changes}}
     lock = plan.lock

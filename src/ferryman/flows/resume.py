@@ -167,7 +167,7 @@ async def resume(cfg: Config, pool: HostPool, env: str, bus: EventBus,
                 bus.info(f"undoing the interrupted step {e.name}")
                 await run_undo(UndoContext(cfg, pool, env), e.undo)
         plan = await plan_release(cfg, pool, ctx["from"], env, ctx.get("services") or [], bus,
-                                  rid=journal.rid, lock=lock)
+                                  rid=journal.rid, lock=lock, tag=ctx.get("tag"))
         moved = [n for n, s in plan.sources.items()
                  if ctx.get("images", {}).get(n) not in (None, s.facts.image_id)]
         if moved:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config
+from ..data import archive as ar
 from ..docker import commands as dc
 from ..docker.compose import compose_flavour, file_version
 from ..docker.inspect import ContainerFacts, parse_containers
@@ -17,8 +18,14 @@ from ..errors import BadInput, PreconditionFailed
 from ..hosts import HostPool
 from ..record import History, Image, Record, ServiceChange
 from ..state import release_id
+from ..steps import Step
 from ..undo import UndoContext
+from . import durable
 from . import recreate as rc
+from .data.apply import apply_steps, plan_target
+from .data.plan import DataState
+from .data.site import located_site
+from .data.store import read_manifest
 from .history import read_history
 from .lock import env_lock
 from .release import FlowPlan
@@ -29,6 +36,7 @@ class RollbackPlan(FlowPlan):
     """Back to what ran before release `target`, on the environment it released to."""
 
     target: Record | None = None
+    restores: str | None = None  # the backup taken before the release's hooks, restored
 
     def journal_context(self) -> dict:
         return {**super().journal_context(), "rolls_back": self.target.id if self.target
@@ -76,6 +84,8 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str,
     plan.seen = {h: {n: f for n, f in facts.items() if ".ferryman-" not in n}
                  for h, facts in seen.items()}
     ctx = UndoContext(cfg, pool, env)
+    # Data first, as the release left it before its hooks; then the previous containers.
+    plan.steps.extend(await _restore_steps(cfg, pool, plan, target))
     for e in entries:
         svc = e.service
         if svc not in cfg.services:
@@ -112,8 +122,50 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str,
                                          + ("no docker compose" if flavour is None
                                             else head.stderr.strip()), host=e.host)
             plan.steps += [rc.compose_step(t, cfg.project, previous, file_version(head.stdout),
-                                           flavour == "v2"), rc.health_step(t)]
+                                           flavour == "v2", cfg.values(env, svc)),
+                           rc.health_step(t)]
+            for kept in [p for p in target.persisted
+                         if p.get("host") == e.host and p.get("service") == svc]:
+                edit = await durable.rollback_edit(t.host, facts.compose, cfg.project,
+                                                   previous, kept)
+                if isinstance(edit, str):
+                    plan.warnings.append(f"{svc} on {e.host}: {edit}")
+                elif edit.changes:
+                    plan.steps.append(durable.persist_step(ctx, t.host, e.host, svc, edit,
+                                                           plan.rid, "restore"))
         elif e.mode == "bootstrap" and facts is not None:
             entry.kept = rc.kept_name(t.container, plan.rid)
             plan.steps.append(rc.retire_steps(t, entry.kept, gate_on_undo=True))
     return plan
+
+
+async def _restore_steps(cfg: Config, pool: HostPool, plan: RollbackPlan,
+                         target: Record) -> list[Step]:
+    """A release whose hooks changed data took a backup first: restoring it is part of going
+    back. Without one, the data stays as the hooks left it, and the operator is told so."""
+    ran = [h for h in target.hooks if h.get("when") == "before_switch"
+           or h.get("changes_data")]
+    if target.backup is None:
+        if ran:
+            names = ", ".join(f"{h.get('service')}.{h.get('when')}" for h in ran)
+            plan.notes.append(f"release {target.id} ran {names} and took no backup: the data "
+                              "stays as those hooks left it")
+        return []
+    if cfg.data is None:
+        raise BadInput(f"release {target.id} took backup {target.backup}, but ferryman.yml "
+                       "has no data section to restore it with", hint="restore it by hand: "
+                       f"ferryman restore {plan.env} {target.backup}")
+    s = await located_site(cfg, pool, plan.env)
+    try:
+        m = await read_manifest(s, target.backup)
+    except BadInput as exc:
+        raise PreconditionFailed(f"backup {target.backup}, taken before release {target.id}"
+                                 f", is gone from {s.label}", host=s.label,
+                                 hint="roll back without it is not offered: restore another "
+                                      f"backup (ferryman backups {plan.env})") from exc
+    safety, live = await plan_target(s, m, ar.backup_id("s"))
+    plan.restores = m.id
+    why = ", ".join(f"{h.get('service')}.{h.get('when')}" for h in ran if h.get("changes_data"))
+    plan.notes.append(f"release {target.id} changed data ({why}): backup {m.id} is restored "
+                      f"first (a safety backup {safety.bid} is taken before)")
+    return apply_steps(s, m, safety, live, plan.rid, DataState(applied=m))
