@@ -215,6 +215,26 @@ def test_deleted_compose_file_with_labels_left(demo: Demo) -> None:
     assert found(report, "runmode", "api", "OK")[0]["data"]["release"] == "compose"
 
 
+def test_compose_file_naming_another_image_than_runs(demo: Demo) -> None:
+    """A plain `compose up -d` (a reboot script) would start what the project's files name:
+    doctor says so when that is not what runs."""
+    dc_file = "/opt/shop/docker-compose.yml"
+    sh(demo, f"cp -p {dc_file} /tmp/dc.keep && sed -i 's/ferryman-app:v1/ferryman-app:v9/' "
+             f"{dc_file}")
+    try:
+        run, report = doctor(demo, "prod", "--check", "runmode")
+        assert run.code == 0
+        (api,) = found(report, "runmode", "api", "WARN")
+        assert api["data"] == {"files_name": "ferryman-app:v9", "runs": "ferryman-app:v1",
+                               "file": dc_file}
+        assert "would start ferryman-app:v9 again" in api["summary"]
+        assert "image: ferryman-app:v9" in evidence(api)
+    finally:
+        sh(demo, f"cp -p /tmp/dc.keep {dc_file}")
+    run, report = doctor(demo, "prod", "--check", "runmode")
+    assert not found(report, "runmode", "api", "WARN")
+
+
 def test_polluted_base_url_and_fix_in_place(demo: Demo) -> None:
     # The demo's PROD config names TEST: source note 000's pollution.
     inode = sh(demo, f"stat -c %i {CONFIG_FILE}").strip()

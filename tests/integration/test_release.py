@@ -65,9 +65,10 @@ def test_release_run_compose_and_guard(demo: Demo) -> None:
     for n, name in enumerate(["lock prod on prod-1", "transfer images test-1 -> prod-1",
                               "stop old web on prod-1", "start new web on prod-1",
                               "health of web on prod-1", "compose up api on prod-1",
-                              "health of api on prod-1"], 1):
-        assert f"step {n}/8 {name}" in run.err
-    assert f"step 8/8 guard base_url in {CONFIG_FILE} on prod-1" in run.err
+                              "health of api on prod-1",
+                              "keep api in its compose project on prod-1"], 1):
+        assert f"step {n}/9 {name}" in run.err
+    assert f"step 9/9 guard base_url in {CONFIG_FILE} on prod-1" in run.err
 
     # Run mode: new container from v2; the old one kept, stopped, restart policy off.
     web = inspect(demo, "prod", "web")
@@ -80,13 +81,16 @@ def test_release_run_compose_and_guard(demo: Demo) -> None:
     assert old["HostConfig"]["RestartPolicy"]["Name"] == "no"
     assert serves(demo, "prod") == "app v2"
 
-    # Compose mode: same project, pinned by an override, the operator's file untouched.
+    # Compose mode: same project, pinned by an override; the operator's file names the new
+    # image too (a plain `docker-compose up -d` keeps it), its previous text kept beside it.
     api = inspect(demo, "prod", "shop-api")
     assert api["Image"] == v2
     labels = api["Config"]["Labels"]
     assert labels["com.docker.compose.project"] == "shop"
     assert "/var/lib/ferryman/shop/compose/" in labels["com.docker.compose.project.config_files"]
-    assert "ferryman-app:v1" in sh(demo, "prod", "cat /opt/shop/docker-compose.yml")
+    assert 'image: "ferryman-app:v2"' in sh(demo, "prod", "cat /opt/shop/docker-compose.yml")
+    assert "image: ferryman-app:v1" in sh(demo, "prod",
+                                          "cat /opt/shop/docker-compose.yml.ferryman-*.bak")
 
     # Guard: PROD's base_url named TEST; now PROD, with a backup of the polluted file.
     cfg = json.loads(sh(demo, "prod", f"cat {CONFIG_FILE}"))
@@ -125,7 +129,7 @@ def test_failed_health_rolls_everything_back(demo: Demo) -> None:
 
     run = release(demo, "--yes")
     assert run.code == 1, run.err
-    assert "FAILED step 7/8 health of api on prod-1" in run.err
+    assert "FAILED step 7/9 health of api on prod-1" in run.err
     assert "undo start new web on prod-1" in run.err
     assert "undo stop old web on prod-1" in run.err
     # Every container is the one from before, running v1 again.

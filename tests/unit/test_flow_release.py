@@ -127,10 +127,11 @@ def test_plan_keeps_a_compose_release_in_the_project_files(hosts: ScriptedHosts,
     hosts["test-1"].replay(BEFORE)
     hosts["prod-1"].replay(BEFORE)
     files = {"/opt/shop/docker-compose.yml": COMPOSE_V1}
-    p, _ = plan(cfg, hosts, files=files)  # by default the operator's files are not touched
+    cfg.environments["prod"].persist_compose = False  # the operator's files not touched
+    p, _ = plan(cfg, hosts, files=files)
     assert "keep api in its compose project on prod-1" not in names(p)
     assert "persisted" not in p.record_extra
-    cfg.environments["prod"].persist_compose = True
+    cfg.environments["prod"].persist_compose = True  # the default
     p, _ = plan(cfg, hosts, files=files)
     assert names(p)[4:7] == ["compose up api on prod-1", "health of api on prod-1",
                              "keep api in its compose project on prod-1"]

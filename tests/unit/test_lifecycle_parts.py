@@ -412,3 +412,18 @@ def test_history_lines_of_the_lifecycle() -> None:
     assert _lifecycle(Record.model_validate({
         "id": "r0", "kind": "release", "from": "test", "to": "prod", "who": "me",
         "when": "x", "result": "ok"})) == []
+
+
+def test_named_image_is_what_a_plain_compose_up_would_run() -> None:
+    from ferryman.docker.composefile import named_image
+    base = ("services:\n  api:\n    image: shop:${TAG:-v1}  # the release tag\n"
+            "  db:\n    image: pg\n")
+    over = "services:\n  api:\n    image: 'shop:${TAG}'\n"
+    assert named_image({"a.yml": base}, None, "api") == ("shop:v1", "a.yml")
+    assert named_image({"a.yml": base}, "TAG=v7\n", "api") == ("shop:v7", "a.yml")
+    # A later file overrides; one that is missing changes nothing.
+    assert named_image({"a.yml": base, "b.yml": over, "c.yml": None}, "TAG=v8\n",
+                       "api") == ("shop:v8", "b.yml")
+    assert named_image({"a.yml": base, "b.yml": over}, None, "api") is None  # TAG unset
+    assert named_image({"a.yml": base}, None, "db") == ("pg", "a.yml")
+    assert named_image({"a.yml": base}, None, "web") is None

@@ -6,7 +6,9 @@ labels that name files long gone; a release must know before it starts.
 
 from __future__ import annotations
 
+from ..docker.composefile import named_image
 from ..docker.inspect import COMPOSE, ContainerFacts
+from ..state import state_dir
 from .context import HostContext
 from .findings import Finding, Fix, ok, warn
 
@@ -74,4 +76,38 @@ async def run(ctx: HostContext) -> list[Finding]:
                           f"{c.service}, files present; a release pins the new image in an "
                           f"override file and runs `{tool} up -d --no-deps {c.service}`",
                           evidence=ev, data={**data, "mode": "compose", "release": "compose"}))
+            out.extend(await _files_disagree(ctx, p.service, f, tool))
     return out
+
+
+def _full(ref: str) -> str:
+    """`app` and `app:latest` are one image to compose and docker."""
+    return ref if "@" in ref or ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"
+
+
+async def _files_disagree(ctx: HostContext, service: str, f: ContainerFacts,
+                          tool: str) -> list[Finding]:
+    """The project's own files (not ferryman's override) naming another image than the one
+    that runs: a plain `compose up -d` (a reboot script) would silently start that one."""
+    c = f.compose
+    assert c is not None
+    own = [x for x in c.config_files if not x.startswith(state_dir(ctx.cfg.project) + "/")]
+    env_path = f"{c.working_dir.rstrip('/')}/.env"
+    texts: dict[str, str | None] = {}
+    shown = []
+    for path in [*own, env_path]:
+        res = await ctx.run(["cat", "--", path])
+        texts[path] = res.stdout if res.ok else None
+        shown.append(ctx.evidence(res, f"{path}:\n{res.stdout}" if res.ok
+                                  else f"{path}: absent"))
+    env_text = texts.pop(env_path)
+    named = named_image(texts, env_text, c.service)
+    if named is None or _full(named[0]) == _full(f.image_ref):
+        return []
+    image, where = named
+    return [warn(NAME, service, f"{where} names {image} for {c.service}, but {f.image_ref} "
+                 f"runs: a plain `{tool} up -d` in {c.working_dir} would start {image} again",
+                 evidence=shown,
+                 fix=Fix(f"make {where} (or the project's .env) name {f.image_ref}; a "
+                         "release with persist_compose (the default) does it"),
+                 data={"files_name": image, "runs": f.image_ref, "file": where})]

@@ -279,8 +279,9 @@ class Environment(_Model):
     # Variables every release to this environment sets on the containers it creates.
     env: EnvValues = {}
     # A compose release also makes the project's own files name the new image, so that a
-    # plain `compose up -d` keeps it (off: the operator's files are never edited).
-    persist_compose: bool = False
+    # plain `compose up -d` (a reboot script) keeps it; false: the operator's files are never
+    # edited, and that `up -d` would start the previous image again.
+    persist_compose: bool = True
 
     @property
     def own_address(self) -> str:

@@ -168,3 +168,21 @@ def durable_edit(files: dict[str, str | None], env_path: str, env_text: str | No
                         f"{name}={value} in {env_path} (image: {line.value} in {path})")
     return Edit(path, text, rewrite_line(text, line, new_ref),
                 f"image: of {service} in {path} line {line.index + 1} -> {new_ref}")
+
+
+def named_image(files: dict[str, str | None], env_text: str | None,
+                service: str) -> tuple[str, str] | None:
+    """(the image the project's own files name for `service`, the file that says so), its
+    variables resolved from `.env` or their defaults: what a plain `compose up -d` would
+    run. None when no file sets it or a variable cannot be resolved."""
+    found: tuple[str, ImageLine] | None = None
+    for path, text in files.items():
+        line = image_line(text, service) if text is not None else None
+        if line is not None:
+            found = (path, line)
+    if found is None:
+        return None
+    path, line = found
+    env, _ = parse_env_text(env_text or "")
+    value = _resolve(line.value, env, skip="") if "$" in line.value else line.value
+    return (value, path) if value else None
