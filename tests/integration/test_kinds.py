@@ -111,7 +111,7 @@ def test_mixed_pair_releases_both_ways_with_one_config(mixed: Demo) -> None:
     # its web, which comes back from what Docker 26 says about PROD's.
     v3 = build_app_image("v3-cart", "app v3")  # not v3: another test makes a broken one
     mixed.lab.load_image(mixed.hosts["prod"], v3)
-    sh(mixed, "prod", "sed -i 's/ferryman-app:v1/ferryman-app:v3-cart/' "
+    sh(mixed, "prod", "sed -i -E 's/ferryman-app:v[0-9]+/ferryman-app:v3-cart/' "
        "/opt/store/docker-compose.yml")
     compose_up(mixed.lab, mixed.hosts["prod"], "/opt/store")
     v3_id = inspect(mixed, "prod", "store-cart-1")["Image"]

@@ -273,7 +273,9 @@ def test_release_reaches_both_prod_hosts(released: Released) -> None:
              "stop old web on prod-1", "start new web on prod-1", "health of web on prod-1",
              "stop old web on prod-2", "start new web on prod-2", "health of web on prod-2",
              "compose up api on prod-1", "health of api on prod-1",
+             "keep api in its compose project on prod-1",
              "compose up api on prod-2", "health of api on prod-2",
+             "keep api in its compose project on prod-2",
              "stop old admin on prod-2", "start new admin on prod-2",
              "health of admin on prod-2",
              f"guard base_url in {CONFIG_FILE} on prod-1",
@@ -425,10 +427,11 @@ def test_host_lost_mid_release_undoes_the_other_host(fresh_prod: Multi) -> None:
     flat = " ".join(err.split())
     # Lost mid-command, or found lost when the next command reconnects: either way the
     # step, the host and the cause are named.
-    assert re.search(r"FAILED step 16/18 health of admin on prod-2: prod-2: "
+    assert re.search(r"FAILED step 18/20 health of admin on prod-2: prod-2: "
                      r"(connection lost|cannot connect)", flat), err
     assert "prod-1: restored" in flat, err
-    left = ["start new admin on prod-2", "stop old admin on prod-2", "compose up api on prod-2",
+    left = ["start new admin on prod-2", "stop old admin on prod-2",
+            "keep api in its compose project on prod-2", "compose up api on prod-2",
             "start new web on prod-2", "stop old web on prod-2",
             "transfer images test-1 -> prod-2"]
     assert f"prod-2: NEEDS ATTENTION (unreachable): not undone: {'; '.join(left)}" in flat, err
@@ -486,7 +489,7 @@ def test_first_host_lost_mid_release(fresh_prod: Multi) -> None:
     flat = " ".join(err.split())
     # Lost mid-command, or found lost when the next command reconnects: either way the
     # step, the host and the cause are named.
-    assert re.search(r"FAILED step 16/18 health of admin on prod-1: prod-1: "
+    assert re.search(r"FAILED step 18/20 health of admin on prod-1: prod-1: "
                      r"(connection lost|cannot connect)", flat), err
     assert "prod-2: restored" in flat, err
     assert "prod-1: NEEDS ATTENTION (unreachable): not undone: start new admin on prod-1;" \

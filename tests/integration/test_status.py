@@ -30,6 +30,9 @@ def test_status_json_modes_and_drift(env: Env) -> None:
     assert api_prod["compose"]["config_files"] == [
         {"path": "/opt/shop/docker-compose.yml", "exists": True}
     ]
+    # Its own file names the image that runs: a plain compose up would keep it.
+    assert api_prod["compose"]["files_name"] == env.images["v1"]
+    assert api_prod["compose"]["files_disagree"] is False
     assert api_prod["health"] in ("starting", "healthy")
 
     legacy_prod = _by(services, "prod", "legacy")

@@ -8,10 +8,12 @@ import json
 import pytest
 from fakehost import ANY, Capture, Reply, ScriptedHost, ScriptedHosts
 
+from ferryman.docker import commands as dc
 from ferryman.errors import FerrymanError
 from ferryman.events import EventBus
 from ferryman.flows import guards, status
 from ferryman.flows.lock import env_lock
+from ferryman.lab.demo import APP_DIR, COMPOSE
 from ferryman.state import ABSENT, read_file
 from ferryman.steps import Step, run_steps
 from ferryman.transport import CommandFailed, TransportError
@@ -144,10 +146,18 @@ def test_guards_run_on_each_host_of_the_environments_they_name(hosts: ScriptedHo
 
 # --- status ----------------------------------------------------------------------------------
 
+def _project_files(host: ScriptedHost, image: str) -> ScriptedHost:
+    """The demo's compose file naming `image`, and no .env, as the host's files read them."""
+    text = COMPOSE.format(image=image, app_dir=APP_DIR)
+    return host.on(dc.read_files(["/opt/shop/docker-compose.yml", "/opt/shop/.env"]),
+                   Reply(stdout=f"\x1e+/opt/shop/docker-compose.yml\n{text}"
+                                "\x1e-/opt/shop/.env\n"))
+
+
 def test_status_reads_each_host_and_shows_drift(hosts: ScriptedHosts, make_config) -> None:
     cfg = make_config()
-    hosts["test-1"].replay(BEFORE)
-    hosts["prod-1"].replay(BEFORE)
+    _project_files(hosts["test-1"].replay(BEFORE), "ferryman-app:v2")
+    _project_files(hosts["prod-1"].replay(BEFORE), "ferryman-app:v9")
     got = asyncio.run(status.collect(hosts.pool(cfg), ["test", "prod"]))
     rows = [(s.place.env, s.place.service, s.state, s.mode, s.facts and s.facts.image_ref)
             for s in got]
@@ -157,6 +167,10 @@ def test_status_reads_each_host_and_shows_drift(hosts: ScriptedHosts, make_confi
                     ("prod", "api", "running", "compose", "ferryman-app:v1")]
     api = got[1].to_dict()["compose"]
     assert api["config_files"] == [{"path": "/opt/shop/docker-compose.yml", "exists": True}]
+    assert (api["files_name"], api["files_disagree"]) == ("ferryman-app:v2", False)
+    # PROD's file names v9 while v1 runs: a plain `compose up -d` would start v9.
+    prod_api = got[3].to_dict()["compose"]
+    assert (prod_api["files_name"], prod_api["files_disagree"]) == ("ferryman-app:v9", True)
     assert [(d.service, d.differs) for d in status.drift(got, ["test", "prod"])] == [
         ("web", True), ("api", True)]
 
@@ -164,7 +178,7 @@ def test_status_reads_each_host_and_shows_drift(hosts: ScriptedHosts, make_confi
 def test_status_of_an_unreachable_host_still_shows_the_others(hosts: ScriptedHosts,
                                                               make_config) -> None:
     cfg = make_config()
-    hosts["test-1"].replay(BEFORE)
+    _project_files(hosts["test-1"].replay(BEFORE), "ferryman-app:v2")
     hosts["prod-1"].on([*INSPECT, "web", "shop-api"],
                        TransportError("prod-1", "cannot connect: Connection refused"))
     got = asyncio.run(status.collect(hosts.pool(cfg), ["test", "prod"]))

@@ -6,7 +6,7 @@ labels that name files long gone; a release must know before it starts.
 
 from __future__ import annotations
 
-from ..docker.composefile import named_image
+from ..docker.composefile import full_ref, named_image
 from ..docker.inspect import COMPOSE, ContainerFacts
 from ..state import state_dir
 from .context import HostContext
@@ -80,11 +80,6 @@ async def run(ctx: HostContext) -> list[Finding]:
     return out
 
 
-def _full(ref: str) -> str:
-    """`app` and `app:latest` are one image to compose and docker."""
-    return ref if "@" in ref or ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"
-
-
 async def _files_disagree(ctx: HostContext, service: str, f: ContainerFacts,
                           tool: str) -> list[Finding]:
     """The project's own files (not ferryman's override) naming another image than the one
@@ -102,7 +97,7 @@ async def _files_disagree(ctx: HostContext, service: str, f: ContainerFacts,
                                   else f"{path}: absent"))
     env_text = texts.pop(env_path)
     named = named_image(texts, env_text, c.service)
-    if named is None or _full(named[0]) == _full(f.image_ref):
+    if named is None or full_ref(named[0]) == full_ref(f.image_ref):
         return []
     image, where = named
     return [warn(NAME, service, f"{where} names {image} for {c.service}, but {f.image_ref} "

@@ -46,6 +46,9 @@ def _mode(s: flow.ServiceStatus) -> str:
         f"{p}{'' if s.compose_files.get(p) else ' [red](missing)[/]'}"
         for p in f.compose.config_files
     ) or "[red]no config_files label[/]"
+    if s.files_disagree:
+        files += (f"\n[yellow]the files name {escape(s.files_name or '')}: a plain compose up "
+                  "would start it[/]")
     return f"compose {f.compose.project}/{f.compose.service}\n{files}"
 
 

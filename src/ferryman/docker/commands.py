@@ -136,6 +136,26 @@ def http_probe(url: str, timeout: float) -> list[str]:
     return ["sh", "-c", _HTTP_PROBE, "ferryman-http", url, str(max(1, round(timeout)))]
 
 
+# Several small text files in one command: a record separator, + or - (read or not), the path,
+# then the file's text.
+_READ_FILES = ('for f; do if [ -r "$f" ] && [ -f "$f" ]; then printf \'\\036+%s\\n\' "$f"; '
+               'cat -- "$f"; else printf \'\\036-%s\\n\' "$f"; fi; done')
+
+
+def read_files(paths: Sequence[str]) -> list[str]:
+    return ["sh", "-c", _READ_FILES, "ferryman-read", *paths]
+
+
+def parse_read_files(stdout: str) -> dict[str, str | None]:
+    """path -> its text, None for a file that is absent or unreadable."""
+    out: dict[str, str | None] = {}
+    for chunk in stdout.split("\x1e")[1:]:
+        head, _, text = chunk.partition("\n")
+        if head[:1] in ("+", "-") and head[1:]:
+            out[head[1:]] = text if head[0] == "+" else None
+    return out
+
+
 def parse_files_exist(stdout: str) -> dict[str, bool]:
     found: dict[str, bool] = {}
     for line in stdout.splitlines():

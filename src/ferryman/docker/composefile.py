@@ -186,3 +186,8 @@ def named_image(files: dict[str, str | None], env_text: str | None,
     env, _ = parse_env_text(env_text or "")
     value = _resolve(line.value, env, skip="") if "$" in line.value else line.value
     return (value, path) if value else None
+
+
+def full_ref(ref: str) -> str:
+    """`app` and `app:latest` are one image to compose and docker."""
+    return ref if "@" in ref or ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"

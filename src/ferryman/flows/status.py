@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..docker import commands as dc
+from ..docker.composefile import full_ref, named_image
 from ..docker.inspect import ContainerFacts, parse_containers, short_id
 from ..hosts import HostPool, Placement, by_host
+from ..state import state_dir
 from ..transport import TransportError
 
 
@@ -17,7 +19,16 @@ class ServiceStatus:
     place: Placement
     facts: ContainerFacts | None = None
     compose_files: dict[str, bool] = field(default_factory=dict)
+    # The image the project's own files (.env resolved) name: what a plain `compose up -d`
+    # would start; None when they name none or cannot be read.
+    files_name: str | None = None
     error: str | None = None  # the host could not be read
+
+    @property
+    def files_disagree(self) -> bool:
+        f = self.facts
+        return bool(f and self.files_name and full_ref(self.files_name) != full_ref(
+            f.image_ref))
 
     @property
     def state(self) -> str:
@@ -51,6 +62,7 @@ class ServiceStatus:
                 "working_dir": f.compose.working_dir,
                 "config_files": [{"path": p, "exists": self.compose_files.get(p, False)}
                                  for p in f.compose.config_files],
+                "files_name": self.files_name, "files_disagree": self.files_disagree,
             }
         return out
 
@@ -62,17 +74,32 @@ async def read_host(pool: HostPool, env: str, host: str,
         res = await h.run(dc.inspect_containers([p.container for p in places]), timeout=60)
         facts = parse_containers(res.stdout)
         files = sorted({f for x in facts.values() if x.compose for f in x.compose.config_files})
-        exist: dict[str, bool] = {}
+        envs = sorted({env_file(x.compose.working_dir) for x in facts.values()
+                       if x.compose and x.compose.working_dir})
+        texts: dict[str, str | None] = {}
         if files:
-            exist = dc.parse_files_exist((await h.run(dc.files_exist(files), timeout=30)).stdout)
+            texts = dc.parse_read_files((await h.run(dc.read_files(files + envs),
+                                                     timeout=30)).stdout)
     except (TransportError, ValueError) as exc:
         return [ServiceStatus(p, error=str(exc)) for p in places]
     out = []
     for p in places:
         f = facts.get(p.container)
-        mine = {k: v for k, v in exist.items() if f and f.compose and k in f.compose.config_files}
-        out.append(ServiceStatus(p, f, mine))
+        s = ServiceStatus(p, f)
+        if f and f.compose:
+            s.compose_files = {k: texts.get(k) is not None for k in f.compose.config_files}
+            state = state_dir(pool.cfg.project) + "/"
+            own = {k: texts.get(k) for k in f.compose.config_files if not k.startswith(state)}
+            named = named_image(own, texts.get(env_file(f.compose.working_dir)),
+                                f.compose.service)
+            s.files_name = named[0] if named else None
+        out.append(s)
     return out
+
+
+def env_file(working_dir: str) -> str:
+    return f"{working_dir.rstrip('/')}/.env"
+
 
 
 async def collect(pool: HostPool, envs: list[str]) -> list[ServiceStatus]:
