@@ -186,6 +186,10 @@ def test_tag_meets_prod_policy_without_a_registry(demo: Demo) -> None:
     assert web["Config"]["Image"] == "ferryman-app:v1.4.2" and web["Image"] == main_id
     assert sh(demo, "prod", "docker image inspect --format '{{.Id}}' ferryman-app:v1.4.2"
               ).strip() == main_id
+    # FROM shows which of its builds became v1.4.2.
+    assert "ferryman-app:v1.4.2 names web's image on test-1 (test) too" in run.err
+    assert sh(demo, "test", "docker image inspect --format '{{.Id}}' ferryman-app:v1.4.2"
+              ).strip() == main_id
     record = ferryman(demo.config, "history", "prod", "--json").json()[-1]
     assert record["tag"] == "v1.4.2" and record["from"] == "test"
     assert record["services"][0]["new"] == {"ref": "ferryman-app:v1.4.2", "id": main_id}

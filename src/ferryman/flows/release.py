@@ -537,6 +537,31 @@ def _report(cfg: Config, plan: FlowPlan, where: str, env: dict[str, str],
                              f"environments.{plan.env}.env or services.*.env.{plan.env}")
 
 
+async def tag_on_source(pool: HostPool, plan: Plan, bus: EventBus) -> None:
+    """--tag: FROM's images get the release's name too, so FROM shows which build became
+    it. Done once the release stands, outside its undo: a tag only adds a name. A tag that
+    already names another image on FROM is left as it is, and said."""
+    done: set[tuple[str, str]] = set()
+    for service, src in plan.sources.items():
+        ref = plan.new_ref(service)
+        if ref == src.ref or (src.host, ref) in done:
+            continue
+        done.add((src.host, ref))
+        host = pool.host(plan.src_env, src.host)
+        try:
+            now = await host.run(di.image_id(ref), timeout=30)
+            had = now.stdout.strip() if now.ok else ""
+            if had and had != src.facts.image_id:
+                bus.warn(f"{ref} names another image on {src.host} ({short_id(had)}): left "
+                         f"as it is; {plan.env} runs {short_id(src.facts.image_id)} as {ref}")
+                continue
+            if not had:
+                await host.run(di.tag(src.facts.image_id, ref), timeout=60, check=True)
+            bus.info(f"{ref} names {service}'s image on {src.host} ({plan.src_env}) too")
+        except Exception as exc:  # the release stands; only FROM's extra name is missing
+            bus.warn(f"could not tag {ref} on {src.host} ({plan.src_env}): {exc}")
+
+
 async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
                   dry_run: bool = False, *, rolls_back: str | None = None,
                   journal: Journal | None = None) -> Outcome:
@@ -557,6 +582,8 @@ async def execute(cfg: Config, pool: HostPool, plan: FlowPlan, bus: EventBus,
         await record_release(cfg, pool, plan, outcome, bus, rolls_back)
         if outcome.ok:
             await prune_kept(cfg, pool, plan.env, plan.changes, bus)
+            if isinstance(plan, Plan) and plan.tag and not dry_run:
+                await tag_on_source(pool, plan, bus)
 
     return await run_steps(bus, plan.steps, params, locks=[lock], journal=journal,
                            dry_run=dry_run, after_lock=verify_seen(pool, plan), finish=finish)
