@@ -6,7 +6,8 @@ labels that name files long gone; a release must know before it starts.
 
 from __future__ import annotations
 
-from ..docker.composefile import full_ref, named_image
+from ..docker import commands as dc
+from ..docker.composefile import full_ref, named_by_project, project_files
 from ..docker.inspect import COMPOSE, ContainerFacts
 from ..state import state_dir
 from .context import HostContext
@@ -86,17 +87,13 @@ async def _files_disagree(ctx: HostContext, service: str, f: ContainerFacts,
     that runs: a plain `compose up -d` (a reboot script) would silently start that one."""
     c = f.compose
     assert c is not None
-    own = [x for x in c.config_files if not x.startswith(state_dir(ctx.cfg.project) + "/")]
-    env_path = f"{c.working_dir.rstrip('/')}/.env"
-    texts: dict[str, str | None] = {}
-    shown = []
-    for path in [*own, env_path]:
-        res = await ctx.run(["cat", "--", path])
-        texts[path] = res.stdout if res.ok else None
-        shown.append(ctx.evidence(res, f"{path}:\n{res.stdout}" if res.ok
-                                  else f"{path}: absent"))
-    env_text = texts.pop(env_path)
-    named = named_image(texts, env_text, c.service)
+    own, env_path = project_files(c, state_dir(ctx.cfg.project))
+    res = await ctx.run(dc.read_files([*own, env_path]))
+    texts = dc.parse_read_files(res.stdout)
+    named = named_by_project(c, texts, state_dir(ctx.cfg.project))
+    shown = [ctx.evidence(res, "\n".join(
+        f"{path}:\n{texts[path]}" if texts.get(path) is not None else f"{path}: absent"
+        for path in [*own, env_path]))]
     if named is None or full_ref(named[0]) == full_ref(f.image_ref):
         return []
     image, where = named

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..config.envfile import parse_env_text
+from .inspect import ComposeInfo
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _KEY = re.compile(r"""^(\s*)(["']?)([^"'#:]+)\2\s*:(.*)$""")
@@ -191,3 +192,17 @@ def named_image(files: dict[str, str | None], env_text: str | None,
 def full_ref(ref: str) -> str:
     """`app` and `app:latest` are one image to compose and docker."""
     return ref if "@" in ref or ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"
+
+
+def project_files(info: ComposeInfo, state: str) -> tuple[list[str], str]:
+    """The compose files the project's own labels name (ferryman's override under `state`
+    left out) and the project's `.env`: what a plain `compose up -d` there reads."""
+    own = [f for f in info.config_files if not f.startswith(state.rstrip("/") + "/")]
+    return own, f"{info.working_dir.rstrip('/')}/.env"
+
+
+def named_by_project(info: ComposeInfo, texts: dict[str, str | None],
+                     state: str) -> tuple[str, str] | None:
+    """named_image() of the project's own files, from `texts` (path -> text, None: absent)."""
+    own, env_path = project_files(info, state)
+    return named_image({f: texts.get(f) for f in own}, texts.get(env_path), info.service)

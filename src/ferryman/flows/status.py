@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..docker import commands as dc
-from ..docker.composefile import full_ref, named_image
+from ..docker.composefile import full_ref, named_by_project, project_files
 from ..docker.inspect import ContainerFacts, parse_containers, short_id
 from ..hosts import HostPool, Placement, by_host
 from ..state import state_dir
@@ -74,7 +74,8 @@ async def read_host(pool: HostPool, env: str, host: str,
         res = await h.run(dc.inspect_containers([p.container for p in places]), timeout=60)
         facts = parse_containers(res.stdout)
         files = sorted({f for x in facts.values() if x.compose for f in x.compose.config_files})
-        envs = sorted({env_file(x.compose.working_dir) for x in facts.values()
+        state = state_dir(pool.cfg.project)
+        envs = sorted({project_files(x.compose, state)[1] for x in facts.values()
                        if x.compose and x.compose.working_dir})
         texts: dict[str, str | None] = {}
         if files:
@@ -88,17 +89,11 @@ async def read_host(pool: HostPool, env: str, host: str,
         s = ServiceStatus(p, f)
         if f and f.compose:
             s.compose_files = {k: texts.get(k) is not None for k in f.compose.config_files}
-            state = state_dir(pool.cfg.project) + "/"
-            own = {k: texts.get(k) for k in f.compose.config_files if not k.startswith(state)}
-            named = named_image(own, texts.get(env_file(f.compose.working_dir)),
-                                f.compose.service)
+            named = named_by_project(f.compose, texts, state)
             s.files_name = named[0] if named else None
         out.append(s)
     return out
 
-
-def env_file(working_dir: str) -> str:
-    return f"{working_dir.rstrip('/')}/.env"
 
 
 
