@@ -15,12 +15,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-HOST_IMAGE = "ferryman-testhost:2"
+HOST_IMAGE = "ferryman-testhost:3"
 APP_IMAGE = "ferryman-app"
 HOST_PACKAGES = (
     "docker.io,docker-compose,openssh-server,curl,iproute2,nftables,iptables,procps,zstd,"
-    "gzip,ca-certificates"
+    "gzip,ca-certificates,nginx,restic"
 )
+# nginx is the operator's reverse proxy of the zero-downtime tests, restic the incremental
+# backup engine; neither starts by itself (debootstrap forbids service starts while it
+# installs, and a test host has no init): the tests start what they use.
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class HostKind:
 # its docker.io only recommends the CLI, so docker-cli is asked for by name.
 KINDS = {
     "bookworm": HostKind("bookworm", "bookworm", HOST_IMAGE, HOST_PACKAGES, ("docker-compose",)),
-    "trixie": HostKind("trixie", "trixie", "ferryman-testhost-trixie:1",
+    "trixie": HostKind("trixie", "trixie", "ferryman-testhost-trixie:2",
                        HOST_PACKAGES + ",docker-cli", ("docker", "compose")),
 }
 DEFAULT_KIND = "bookworm"
@@ -129,14 +132,14 @@ def ensure_host_image(kind: str = DEFAULT_KIND, mirror: str = DEBIAN_MIRROR) -> 
                               drop=("etc/ssh/ssh_host_*",), suite=k.suite)
 
 
-DB_IMAGE = "ferryman-db:1"
-DB_PACKAGES = "postgresql,mariadb-server,procps"
+DB_IMAGE = "ferryman-db:2"
+DB_PACKAGES = "postgresql,mariadb-server,redis-server,procps"
 
 
 def ensure_db_image(name: str = DB_IMAGE, mirror: str = DEBIAN_MIRROR) -> str:
-    """PostgreSQL and MariaDB from Debian, for the database-dump tests (no registry here).
+    """PostgreSQL, MariaDB and Redis from Debian, for the database-dump tests (no registry here).
 
-    `docker run IMAGE postgres` or `docker run IMAGE mariadb` starts one of them in the
+    `docker run IMAGE postgres` (or mariadb, or redis) starts one of them in the
     foreground, as their official images would.
     """
     if image_exists(name):
@@ -155,6 +158,10 @@ case "$1" in
   mariadb)
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
     exec mariadbd --user=mysql ;;
+  redis)
+    mkdir -p /var/lib/redis && chown redis:redis /var/lib/redis
+    exec su redis -s /bin/sh -c 'exec redis-server --bind 0.0.0.0 --protected-mode no \\
+      --dir /var/lib/redis --appendonly no' ;;
   *) exec "$@" ;;
 esac
 """
