@@ -43,6 +43,7 @@ class ServiceChange(BaseModel):
     new: Image | None = None  # what runs after
     kept: str | None = None  # run mode: the old container, set aside under this name
     restart_policy: str | None = None  # the old container's, given back on rollback
+    port: int | None = None  # blue-green: the loopback port the new side serves on
 
 
 class Record(BaseModel):

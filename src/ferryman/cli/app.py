@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "sync-data": ("data", "sync_data", False),
     "doctor": ("doctor", "doctor", False),
     "proxy-config": ("doctor", "proxy_config", False),
+    "proxy-upstream": ("proxy", "proxy_upstream", False),
 }
 # Global options that take a value: the word after them is not the command.
 _VALUED = {"-c", "--config"}

@@ -344,6 +344,38 @@ class Hook(_Model):
 HookSpec = Annotated[Hook, BeforeValidator(_hook_shorthand)]
 
 
+UPSTREAM_NAME = r"^[A-Za-z0-9_]+$"
+
+
+class Proxy(_Model):
+    """Blue-green through the operator's own nginx on each host of the service: the new
+    container starts beside the old on the other of two loopback ports, nginx's upstream
+    (a file ferryman owns, in a folder nginx includes at http level) is switched to it and
+    reloaded, the old side drains and is kept for rollback."""
+
+    port: int = Field(ge=1, le=65535)  # the container port the app serves
+    ports: tuple[int, int]  # 127.0.0.1 host ports the two sides take in turn
+    upstream: str | None = Field(default=None, pattern=UPSTREAM_NAME)  # ferryman_SERVICE
+    dir: NonEmpty = "/etc/nginx/conf.d"  # Debian's nginx.conf includes it in `http`
+    nginx: NonEmpty = "nginx"  # the nginx command on the host
+    marker_port: int = Field(default=18409, ge=1, le=65535)  # 127.0.0.1: the generation
+    drain: Duration = 30.0  # the longest wait for the old side's connections to end
+
+    @field_validator("ports")
+    @classmethod
+    def _two_ports(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] == value[1] or not all(1 <= p <= 65535 for p in value):
+            raise _fail("two different ports between 1 and 65535")
+        return value
+
+    @field_validator("drain")
+    @classmethod
+    def _drain(cls, value: float) -> float:
+        if value < 0:
+            raise _fail("a duration of zero or more")
+        return value
+
+
 class ComposeName(_Model):
     """A compose service named by its project and service, as its container labels say."""
 
@@ -360,6 +392,7 @@ class Service(_Model):
     health: Health | None = None
     before_switch: HookSpec | None = None  # once per release, before any container changes
     after_switch: HookSpec | None = None  # once per release, after the health gate
+    proxy: Proxy | None = None  # blue-green through nginx; run-mode containers
     # environment -> variables a release to it sets on this service (over environments.*.env)
     env: dict[EnvName, EnvValues] = {}
 
@@ -375,6 +408,12 @@ class Service(_Model):
     def name(self) -> str:
         """The key under `services`, filled in by `Config`."""
         return self._name
+
+    @property
+    def upstream(self) -> str:
+        """The nginx upstream of a proxied service."""
+        given = self.proxy.upstream if self.proxy else None
+        return given or "ferryman_" + re.sub(r"[^A-Za-z0-9_]", "_", self._name)
 
     @property
     def container_name(self) -> str:

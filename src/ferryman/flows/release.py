@@ -9,6 +9,7 @@ Any failure undoes in reverse; the release is recorded on TO either way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from ..state import release_id
 from ..steps import Action, Outcome, Step, run_steps
 from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
+from . import bluegreen as bg
 from . import durable
 from . import hooks as hk
 from . import policy as pol
@@ -257,7 +259,8 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     # 5) the watch window: a failure in it undoes the release like any failed step
     window = cfg.environments[dst_env].watch if watch is None else watch
     watched = [wt.Watched(c.service, c.host, pool.host(dst_env, c.host), c.container,
-                          cfg.services[c.service].health)
+                          bg.side_health(cfg.services[c.service].health, c.port)
+                          if c.port else cfg.services[c.service].health)
                for c in plan.changes if c.mode != "unchanged"]
     if window > 0 and watched:
         result: dict[str, Any] = {"window": window, "result": "not reached"}
@@ -482,6 +485,13 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
             plan.notes.append(f"bootstrap {t.service} on {t.host_label}: {note}")
         _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
         return [rc.start_steps(t, spec, "create"), rc.health_step(t)]
+    proxy = cfg.services[t.service].proxy
+    if proxy is not None and facts.compose is not None:
+        raise PreconditionFailed(
+            f"{where} runs under compose project {facts.compose.project}: a blue-green switch "
+            "starts a second container beside it, which compose would not know", host=t.host_label,
+            hint="recreate it as a plain container (ferryman keeps its docker run), or remove "
+                 f"`proxy:` from services.{t.service}")
     if facts.compose is not None and facts.compose.complete:
         exist = dc.parse_files_exist((await t.host.run(
             dc.files_exist(facts.compose.config_files), timeout=30)).stdout)
@@ -504,9 +514,41 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
     kept = rc.kept_name(t.container, plan.rid)
     entry.kept = kept
     entry.restart_policy = rc.restart_policy(facts)
+    if proxy is not None:
+        return await _bluegreen_steps(cfg, plan, t, entry, old_image, values)
     spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container, env=values)
     _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
+
+
+async def _bluegreen_steps(cfg: Config, plan: Plan, t: rc.Target, entry: ServiceChange,
+                           old_image: dict[str, Any] | None,
+                           values: dict[str, str]) -> list[Step]:
+    """The new side beside the old, nginx switched between them (flows.bluegreen)."""
+    svc = cfg.services[t.service]
+    assert t.facts is not None and svc.proxy is not None and entry.kept is not None
+    where = f"{t.service} on {t.host_label}"
+    new_name = bg.next_name(t.container)
+    left = await t.host.run(dc.inspect_containers([new_name]), timeout=30)
+    if new_name in parse_containers(left.stdout):
+        raise PreconditionFailed(
+            f"{new_name} already exists on {t.host_label}: an earlier switch of {t.service} "
+            "did not finish", host=t.host_label,
+            hint=f"`ferryman resume {plan.dst_env}` finishes or undoes it; if none is "
+                 f"pending, remove it (docker rm -f {new_name})")
+    sw = await bg.read_switch(t.host, t.host_label, t.service, t.container, svc.proxy,
+                              svc.upstream, t.facts)
+    raw = bg.beside(t.facts.raw, svc.proxy.port, sw.new_port, t.service, t.host_label)
+    ref = plan.new_ref(t.service)
+    spec = run_spec(raw, old_image, ref, name=new_name, env=values)
+    _report(cfg, plan, where, env_of_argv(spec.create, ref), values)
+    entry.port = sw.new_port
+    plan.notes.append(f"{where}: blue-green through nginx upstream {svc.upstream} "
+                      f"({sw.path}): new side on 127.0.0.1:{sw.new_port}, the old one on "
+                      f"127.0.0.1:{sw.live_port} drains for at most {svc.proxy.drain:g} s")
+    start = rc.start_steps(dataclasses.replace(t, container=new_name, facts=None), spec,
+                           "start new")
+    return bg.release_steps(t, sw, start, new_name, entry.kept, plan.rid)
 
 
 async def _durable_steps(cfg: Config, plan: Plan, t: rc.Target,

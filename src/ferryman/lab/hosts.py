@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
@@ -37,6 +37,7 @@ class LabHost:
     port: int  # sshd on 127.0.0.1
     address: str = "127.0.0.1"
     kind: str = DEFAULT_KIND  # bookworm (Docker 20.10, compose v1), trixie (26.1, v2)
+    published: dict[int, int] = field(default_factory=dict)  # host port -> 127.0.0.1 port
 
     @property
     def ssh_address(self) -> str:
@@ -76,11 +77,14 @@ class Lab:
         return Path(str(self.key_path) + ".pub").read_text().strip()
 
     def start(self, roles: list[str], timeout: float = 90,
-              kinds: dict[str, str] | None = None) -> list[LabHost]:
-        """Starts a host per role; `kinds` maps a role to its kind (default: the lab's)."""
+              kinds: dict[str, str] | None = None,
+              publish: tuple[int, ...] = ()) -> list[LabHost]:
+        """Starts a host per role; `kinds` maps a role to its kind (default: the lab's);
+        `publish`: ports of each host reachable on 127.0.0.1 (LabHost.published)."""
         chosen = {r: host_kind((kinds or {}).get(r, self.kind)).name for r in roles}
         with ThreadPoolExecutor(max_workers=len(roles) or 1) as pool:
-            started = list(pool.map(lambda r: self._start_one(r, timeout, chosen[r]), roles))
+            started = list(pool.map(
+                lambda r: self._start_one(r, timeout, chosen[r], publish), roles))
         lines = []
         for host in started:
             self.hosts[host.role] = host
@@ -91,16 +95,19 @@ class Lab:
             fh.writelines(lines)
         return started
 
-    def _start_one(self, role: str, timeout: float, kind: str) -> LabHost:
+    def _start_one(self, role: str, timeout: float, kind: str,
+                   publish: tuple[int, ...] = ()) -> LabHost:
         name = f"{self.prefix}-{role}"
         docker("rm", "-f", name, check=False)
+        extra = [f for p in publish for f in ("-p", f"127.0.0.1::{p}")]
         docker("run", "-d", "--name", name, "--hostname", role,
                "--label", f"{LAB_LABEL}={self.prefix}", *HOST_FLAGS, "-p", "127.0.0.1::22",
-               "-e", f"AUTHORIZED_KEY={self.public_key}", host_kind(kind).image)
+               *extra, "-e", f"AUTHORIZED_KEY={self.public_key}", host_kind(kind).image)
         ports = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Ports}}",
                                   name).stdout)
         port = int(ports["22/tcp"][0]["HostPort"])
-        host = LabHost(name, role, port, kind=kind)
+        host = LabHost(name, role, port, kind=kind,
+                       published={p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in publish})
         deadline = time.monotonic() + timeout
         while True:
             engine = docker("exec", name, "docker", "info", "--format", "{{.ServerVersion}}",

@@ -178,13 +178,16 @@ def _busybox() -> Path:
 
 def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str = "/www",
                     env: dict[str, str] | None = None, extra_files: dict[str, str] | None = None,
-                    name: str = APP_IMAGE, force: bool = False, blob_mb: int = 0) -> str:
+                    name: str = APP_IMAGE, force: bool = False, blob_mb: int = 0,
+                    appserver: str = "") -> str:
     """A 2 MB web app: busybox httpd on port 8080 serving `body` at / and "ok" at /health;
-    `blob_mb` adds that many MB of random bytes, for transfers that take a while."""
+    `blob_mb` adds that many MB of random bytes, for transfers that take a while.
+    `appserver`: the sha256 of lab/appserver.c; the image holds it compiled as
+    /bin/appserver (see appserver_image)."""
     ref = f"{name}:{tag}"
     # The tag is reused only when it was built from this very definition: two tests asking
     # for one tag with different contents must not get each other's image.
-    spec = json.dumps([body, cmd, workdir, env, extra_files, blob_mb], sort_keys=True)
+    spec = json.dumps([body, cmd, workdir, env, extra_files, blob_mb, appserver], sort_keys=True)
     comment = "ferryman-lab " + hashlib.sha256(spec.encode()).hexdigest()[:16]
     if not force and image_exists(ref):
         made = docker("image", "inspect", "--format", "{{.Comment}}", ref, check=False)
@@ -201,6 +204,8 @@ def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str
             (root / "bin" / applet).symlink_to("busybox")
         (root / "www/index.html").write_text(body + "\n")
         (root / "www/health").write_text("ok\n")
+        if appserver:
+            shutil.copy2(_appserver_binary(), root / "bin/appserver")
         if blob_mb:
             (root / "data").mkdir()
             with open(root / "data/blob", "wb") as fh:
@@ -218,3 +223,39 @@ def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str
         tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True)
         docker("import", "-m", comment, *changes, "-", ref, input=tar.stdout)
     return ref
+
+
+APPSERVER_SOURCE = Path(__file__).with_name("appserver.c")
+
+
+def _appserver_binary() -> Path:
+    """lab/appserver.c compiled static (it runs in an image with no libc), once per source."""
+    digest = hashlib.sha256(APPSERVER_SOURCE.read_bytes()).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"ferryman-appserver-{digest}"
+    if out.exists():
+        return out
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise LabError("a C compiler is missing: apt-get install gcc libc6-dev")
+    part = out.with_suffix(".part")
+    proc = subprocess.run([cc, "-static", "-Os", "-o", str(part), str(APPSERVER_SOURCE)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LabError(f"compiling {APPSERVER_SOURCE.name} failed:\n{proc.stderr[-2000:]}")
+    part.rename(out)
+    return out
+
+
+def appserver_image(version: str, *, fail_pct: int = 0, port: int = 8080,
+                    tag: str | None = None) -> str:
+    """The app of the zero-downtime tests: lab/appserver.c (HTTP, slow requests, POST bodies,
+    WebSockets, graceful SIGTERM) answering as `version`, on `port` (a build that listens
+    elsewhere never passes a health check on 8080)."""
+    env = {"VERSION": version, "PORT": str(port)}
+    if fail_pct:
+        env["FAIL_PCT"] = str(fail_pct)
+    digest = hashlib.sha256(APPSERVER_SOURCE.read_bytes()).hexdigest()
+    suffix = (f"-fail{fail_pct}" if fail_pct else "") + (f"-port{port}" if port != 8080 else "")
+    return build_app_image(tag or f"as-{version}{suffix}",
+                           f"appserver {version}", cmd='["/bin/appserver"]', env=env,
+                           appserver=digest)

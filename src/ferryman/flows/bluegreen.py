@@ -1,0 +1,335 @@
+"""Blue-green through the operator's nginx: the new side starts beside the old one, nginx is
+switched to it by rewriting the upstream file ferryman owns and reloading, the old side
+drains and is kept for rollback.
+
+Steps, each with its undo (the undos run backwards, so traffic is back on the old side
+before the new one goes away):
+  1. start the new container as NAME.ferryman-next on the free one of the two loopback ports
+  2. its health gate, on its own port
+  3. write the upstream, `nginx -t`, reload, and ask nginx for the generation it serves
+  4. drain: wait until nginx holds no connection to the old side (capped)
+  5. stop the old container and keep it as NAME.ferryman-RELEASE
+  6. the new container takes the service's name (and its restart policy)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..config import Config
+from ..config.schema import Health, Proxy
+from ..docker import commands as dc
+from ..docker.inspect import ContainerFacts, parse_containers
+from ..errors import BadInput, FlowFailed, PreconditionFailed
+from ..hosts import HostPool
+from ..nginx import commands as nc
+from ..nginx import upstream as up
+from ..state import ABSENT, read_file
+from ..steps import Step
+from ..transport import Host
+from ..transport.base import short_command
+from ..undo import UndoContext, bound, undoer
+from . import recreate as rc
+from .health import wait_healthy
+
+NEXT = "ferryman-next"
+CONFIRM_SECONDS = 10.0  # a reload that has not taken by then has failed
+POLL = 0.25
+
+
+def next_name(container: str) -> str:
+    return f"{container}.{NEXT}"
+
+
+def side_health(health: Health | None, port: int) -> Health | None:
+    """The service's HTTP check, asked of one side's own loopback port."""
+    if health is None or not health.http:
+        return health
+    parts = urlsplit(health.http)
+    return health.model_copy(update={"http": urlunsplit(
+        (parts.scheme, f"127.0.0.1:{port}", parts.path, parts.query, parts.fragment))})
+
+
+def published_port(facts: ContainerFacts, port: int) -> int | None:
+    """The host port the container's `port`/tcp is published on, if any."""
+    bindings = ((facts.raw.get("HostConfig") or {}).get("PortBindings") or {}).get(
+        f"{port}/tcp") or []
+    for b in bindings:
+        if str(b.get("HostPort") or "").isdigit():
+            return int(b["HostPort"])
+    return None
+
+
+def beside(raw: dict[str, Any], port: int, host_port: int, service: str,
+           host: str) -> dict[str, Any]:
+    """The container's inspect data with the proxied port published on 127.0.0.1:host_port
+    alone: nginx serves the public side, and the two sides cannot share a public port."""
+    out = copy.deepcopy(raw)
+    hc = out.setdefault("HostConfig", {})
+    others = sorted(k for k, v in (hc.get("PortBindings") or {}).items()
+                    if v and k != f"{port}/tcp")
+    if others:
+        raise PreconditionFailed(
+            f"{service} on {host} publishes {', '.join(others)} besides its proxied port "
+            f"{port}: the old and the new side cannot hold them both at once", host=host,
+            hint="serve those through nginx too, or release this service without `proxy:`")
+    hc["PortBindings"] = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
+    return out
+
+
+@dataclass
+class Switch:
+    """One proxied service on one host: where its upstream is and which side is live."""
+
+    service: str
+    host_label: str
+    host: Host
+    container: str
+    proxy: Proxy
+    upstream: str
+    path: str
+    text: str  # the upstream file as it is now
+    live_port: int
+    new_port: int
+
+    @property
+    def generation(self) -> str | None:
+        return up.parse(self.text).generation
+
+
+async def read_switch(host: Host, host_label: str, service: str, container: str,
+                      proxy: Proxy, upstream: str, live: ContainerFacts) -> Switch:
+    """Reads the host's nginx and upstream file; refuses (exit 3) what cannot switch cleanly."""
+    path = up.file_path(proxy.dir, upstream)
+    res = await host.run(read_file(path), timeout=30)
+    if res.exit_status == ABSENT:
+        raise PreconditionFailed(
+            f"{service} on {host_label}: the upstream file {path} is missing", host=host_label,
+            hint=f"`ferryman proxy-upstream ENV {service}` writes it for the running "
+                 f"container; then point the location at it (proxy_pass http://{upstream};)")
+    if not res.ok:
+        raise PreconditionFailed(f"cannot read {path} on {host_label}: {res.stderr.strip()}",
+                                 host=host_label)
+    current = up.parse(res.stdout)
+    dumped = await host.run(nc.dump(proxy.nginx), timeout=60)
+    if not dumped.ok:
+        raise PreconditionFailed(
+            f"`{proxy.nginx} -T` fails on {host_label}: "
+            f"{(dumped.stderr or dumped.stdout).strip()[-400:]}", host=host_label,
+            hint="nginx must be installed and its config valid before a blue-green switch")
+    if not up.routes_to(dumped.stdout, upstream):
+        raise PreconditionFailed(
+            f"nginx on {host_label} sends no traffic to upstream {upstream}: switching it "
+            "would change nothing, and stopping the old side would cut the service",
+            host=host_label,
+            hint=f"in the location that serves {service}, write `proxy_pass http://{upstream};`"
+                 f" and reload nginx (its upstream is in {path})")
+    live = published_port(live, proxy.port)
+    if current.port is None or current.port != live:
+        raise PreconditionFailed(
+            f"{path} on {host_label} sends traffic to 127.0.0.1:{current.port}, but {container}"
+            f" is published on {live or 'no host port'} for port {proxy.port}", host=host_label,
+            hint=f"`ferryman proxy-upstream ENV {service}` points it at the running container")
+    new_port = up.other_port(proxy.ports, live)
+    taken = await host.run(nc.listening(new_port), timeout=30)
+    if taken.ok and taken.stdout.strip():
+        raise PreconditionFailed(
+            f"port {new_port} on {host_label} is taken ({taken.stdout.strip().splitlines()[0]})"
+            f": the new side of {service} needs it", host=host_label,
+            hint="free it, or choose other `proxy.ports`")
+    return Switch(service, host_label, host, container, proxy, upstream, path, res.stdout,
+                  live, new_port)
+
+
+# --- the upstream switch -------------------------------------------------------------------
+
+async def _confirm(host: Host, proxy: Proxy, upstream: str, generation: str) -> float:
+    """Seconds until nginx serves `generation`; FlowFailed when it does not in time."""
+    argv = nc.generation(proxy.marker_port, up.marker_host(upstream), up.GENERATION_PATH)
+    start = time.monotonic()
+    seen = ""
+    while time.monotonic() - start < CONFIRM_SECONDS:
+        res = await host.run(argv, timeout=10)
+        seen = res.stdout.strip()
+        if res.ok and seen == generation:
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)
+    raise FlowFailed(f"nginx on {host.label} still serves generation {seen or '(none)'} "
+                     f"{CONFIRM_SECONDS:.0f} s after the reload, not {generation}",
+                     hint="the reload did not take: see nginx's error log "
+                          "(/var/log/nginx/error.log)")
+
+
+async def apply_upstream(host: Host, proxy: Proxy, upstream: str, path: str, text: str) -> str:
+    """Writes the file, checks the whole config, reloads; confirms when it carries a
+    generation. Raises before the reload when nginx refuses the config."""
+    await host.run(nc.install(path), input=text.encode(), timeout=30, check=True)
+    test = await host.run(nc.test(proxy.nginx), timeout=30)
+    if not test.ok:
+        raise FlowFailed(f"nginx -t on {host.label} refused the upstream",
+                         evidence=(test.stderr or test.stdout).strip())
+    await host.run(nc.reload(proxy.nginx), timeout=30, check=True)
+    generation = up.parse(text).generation
+    port = up.parse(text).port
+    if generation is None:
+        return f"nginx reloaded: traffic to 127.0.0.1:{port}"
+    took = await _confirm(host, proxy, upstream, generation)
+    return f"nginx serves generation {generation} ({took:.2f} s after the reload): " \
+           f"traffic to 127.0.0.1:{port}"
+
+
+def switch_step(ctx: UndoContext, sw: Switch, port: int, generation: str, what: str) -> Step:
+    text = up.render(sw.upstream, sw.service, port, generation, sw.proxy.marker_port)
+
+    async def run() -> str:
+        return await apply_upstream(sw.host, sw.proxy, sw.upstream, sw.path, text)
+
+    data = {"kind": "upstream", "host": sw.host_label, "service": sw.service,
+            "container": sw.container, "path": sw.path, "text": sw.text,
+            "upstream": sw.upstream,
+            "port": sw.live_port, "proxy": sw.proxy.model_dump(mode="json")}
+    return Step(f"switch nginx to {what} {sw.service} on {sw.host_label}", run,
+                bound(ctx, data), undo_data=data,
+                params={"upstream": sw.upstream, "path": sw.path, "to": f"127.0.0.1:{port}",
+                        "from": f"127.0.0.1:{sw.live_port}", "generation": generation},
+                host=sw.host_label, undo_if_failed=True,
+                commands=[f"write {sw.path}:\n{text.rstrip()}",
+                          short_command(nc.test(sw.proxy.nginx)),
+                          short_command(nc.reload(sw.proxy.nginx))])
+
+
+@undoer("upstream")
+async def _undo_upstream(ctx: UndoContext, d: dict[str, Any]) -> str:
+    """Traffic back to the side that had it, once that side answers again."""
+    host = ctx.host(d["host"])
+    proxy = Proxy.model_validate(d["proxy"])
+    gate = await wait_healthy(host, d["service"], d["container"],
+                              side_health(ctx.health(d["service"]), d["port"]), env=ctx.env)
+    done = await apply_upstream(host, proxy, d["upstream"], d["path"], d["text"])
+    return f"{gate}; {done}"
+
+
+# --- drain, retire, rename -----------------------------------------------------------------
+
+async def drain(host: Host, port: int, cap: float) -> str:
+    """Waits until nginx holds no connection to the side on `port`, at most `cap` seconds.
+    Long-lived connections (WebSockets) can outlast the cap: the side's stop ends them."""
+    start = time.monotonic()
+    zeros = 0
+    count = -1
+    while True:
+        res = await host.run(nc.connections(port), timeout=30)
+        count = len(res.stdout.splitlines()) if res.ok else -1
+        zeros = zeros + 1 if count == 0 else 0
+        took = time.monotonic() - start
+        if zeros >= 2:  # two looks in a row: no request slipped in between
+            return f"no connection left to 127.0.0.1:{port} after {took:.1f} s"
+        if took >= cap:
+            left = "unknown (ss failed)" if count < 0 else str(count)
+            return (f"{left} connection(s) still open to 127.0.0.1:{port} after {cap:.0f} s "
+                    "(long-lived, such as WebSockets): the old side's stop closes them")
+        await asyncio.sleep(POLL)
+
+
+def drain_step(sw: Switch, port: int, what: str) -> Step:
+    async def run() -> str:
+        return await drain(sw.host, port, sw.proxy.drain)
+
+    return Step(f"drain {what} {sw.service} on {sw.host_label}", run,
+                params={"port": f"127.0.0.1:{port}", "cap": f"{sw.proxy.drain:g} s"},
+                host=sw.host_label, commands=[short_command(nc.connections(port))])
+
+
+def rename_step(ctx: UndoContext, sw: Switch, current: str, policy: str | None) -> Step:
+    """`current` takes the service's name; with `policy`, its restart policy is set too."""
+    name = sw.container
+    argvs = [dc.rename_container(current, name)]
+    if policy and policy != "no":
+        argvs.append(dc.set_restart_policy(name, policy))
+
+    async def run() -> str:
+        for argv in argvs:
+            await sw.host.run(argv, timeout=60, check=True)
+        return f"{current} is {name} now"
+
+    data = {"kind": "renamed", "host": sw.host_label, "from": current, "to": name}
+    return Step(f"name new {sw.service} {name} on {sw.host_label}", run, bound(ctx, data),
+                undo_data=data, params={"from": current, "to": name}, host=sw.host_label,
+                undo_if_failed=True, commands=[short_command(a) for a in argvs])
+
+
+@undoer("renamed")
+async def _undo_renamed(ctx: UndoContext, d: dict[str, Any]) -> None:
+    host = ctx.host(d["host"])
+    res = await host.run(dc.inspect_containers([d["to"], d["from"]]), timeout=60)
+    now = parse_containers(res.stdout)
+    if d["to"] in now and d["from"] not in now:
+        await host.run(dc.rename_container(d["to"], d["from"]), timeout=60, check=True)
+
+
+def gate_step(sw: Switch, container: str, port: int, health: Health | None,
+              what: str, env: str) -> Step:
+    checked = side_health(health, port)
+
+    async def run() -> str:
+        return await wait_healthy(sw.host, sw.service, container, checked, env=env)
+
+    params: dict[str, Any] = {"container": container, "port": f"127.0.0.1:{port}"}
+    if checked and checked.http:
+        params["http"] = checked.http
+    return Step(f"health of {what} {sw.service} on {sw.host_label}", run, params=params,
+                host=sw.host_label)
+
+
+def release_steps(t: rc.Target, sw: Switch, start: Step, new_name: str, kept: str,
+                  generation: str, policy: str | None = None) -> list[Step]:
+    """The switch around a started new side: gate, switch, drain, retire, rename."""
+    return [
+        start,
+        gate_step(sw, new_name, sw.new_port, t.health, "new", t.ctx.env),
+        switch_step(t.ctx, sw, sw.new_port, generation, "new"),
+        drain_step(sw, sw.live_port, "old"),
+        rc.retire_steps(t, kept, gate_on_undo=False),
+        rename_step(t.ctx, sw, new_name, policy),
+    ]
+
+
+# --- proxy-upstream: the file written for the container that runs now ------------------------
+
+async def setup_steps(cfg: Config, pool: HostPool, env: str, services: list[str],
+                      stamp: str) -> list[Step]:
+    """For each proxied service, its upstream file pointed at the running container's
+    published port (what an operator's location used before), nginx checked and reloaded."""
+    ctx = UndoContext(cfg, pool, env)
+    await pool.resolve(env)
+    proxied = [s for s in services or list(cfg.services) if cfg.services[s].proxy]
+    if not proxied:
+        raise BadInput("no service of ferryman.yml has `proxy:`" if not services else
+                       f"{', '.join(services)}: no `proxy:` in ferryman.yml")
+    steps: list[Step] = []
+    for p in pool.placements(env, proxied):
+        svc = cfg.services[p.service]
+        assert svc.proxy is not None
+        host = pool.host(env, p.host)
+        res = await host.run(dc.inspect_containers([p.container]), timeout=30)
+        facts = parse_containers(res.stdout).get(p.container)
+        if facts is None or not facts.running:
+            raise PreconditionFailed(f"{p.service} on {p.host}: container {p.container} is "
+                                     "not running", host=p.host)
+        port = published_port(facts, svc.proxy.port)
+        if port is None:
+            raise PreconditionFailed(
+                f"{p.container} on {p.host} does not publish port {svc.proxy.port}: nginx "
+                "cannot reach it", host=p.host,
+                hint=f"services.{p.service}.proxy.port is the container port the app serves")
+        path = up.file_path(svc.proxy.dir, svc.upstream)
+        now = await host.run(read_file(path), timeout=30)
+        sw = Switch(p.service, p.host, host, p.container, svc.proxy, svc.upstream, path,
+                    now.stdout if now.ok else "", port, port)
+        steps.append(switch_step(ctx, sw, port, f"setup-{stamp}", "running"))
+    return steps

@@ -1,0 +1,1 @@
+"""The operator's nginx: the upstream file ferryman owns and the commands that switch it."""

@@ -1,0 +1,219 @@
+"""Blue-green releases through the operator's own nginx, on real hosts and under load.
+
+PROD runs Debian's nginx (started by the test, as an operator's host would run it) in front of
+`web`, a plain `docker run` container of the app server of lab/appserver.c; TEST runs the next
+version. The load client sends GETs, POSTs with bodies, long requests and WebSockets to
+nginx through a port the PROD host publishes on 127.0.0.1, while ferryman switches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from labenv import ferryman
+
+from ferryman.lab import Lab, LabHost, ensure_host_image
+from ferryman.lab.images import appserver_image
+from ferryman.lab.load import Load, Results
+
+UPSTREAM_FILE = "/etc/nginx/conf.d/ferryman_web.conf"
+SITE = "/etc/nginx/sites-enabled/default"
+# The operator's site: / and /ws through ferryman's upstream.
+SITE_CONF = """\
+server {
+    listen 80 default_server;
+    location / {
+        proxy_pass http://ferryman_web;
+        proxy_set_header Host $host;
+    }
+    location /ws {
+        proxy_pass http://ferryman_web;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        proxy_read_timeout 3600s;
+    }
+}
+"""
+# Before the upstream exists, the site still sends traffic to the published port.
+SITE_BEFORE = SITE_CONF.replace("http://ferryman_web", "http://127.0.0.1:8080")
+
+CONFIG = """\
+version: 1
+project: shop
+log_dir: {workdir}/logs
+ssh:
+  known_hosts: {known_hosts}
+  connect_timeout: 5
+environments:
+  test:
+    hosts:
+      - name: test-1
+        address: root@127.0.0.1:{test_port}
+        identity_file: {key}
+  prod:
+    hosts:
+      - name: prod-1
+        address: root@127.0.0.1:{prod_port}
+        identity_file: {key}
+services:
+  web:
+    container: web
+    health:
+      http: http://127.0.0.1:8080/health
+      retries: {retries}
+      interval: 500ms
+    proxy:
+      port: 8080
+      ports: [18080, 18081]
+      drain: 3s
+"""
+
+
+@dataclass
+class Site:
+    lab: Lab
+    test: LabHost
+    prod: LabHost
+    workdir: Path
+    url: str  # nginx on PROD, from this machine
+
+    def config(self, retries: int = 20) -> Path:
+        path = self.workdir / "ferryman.yml"
+        path.write_text(CONFIG.format(
+            workdir=self.workdir, known_hosts=self.lab.known_hosts, key=self.lab.key_path,
+            test_port=self.test.port, prod_port=self.prod.port, retries=retries))
+        return path
+
+    def on_test(self, version: str, **kw: int) -> None:
+        """TEST's web runs `version` (a new build to release)."""
+        image = appserver_image(version, **kw)
+        self.lab.load_image(self.test, image)
+        self.lab.sh(self.test, "docker rm -f web >/dev/null 2>&1; docker run -d --name web "
+                    f"-p 127.0.0.1:8080:8080 {image} >/dev/null")
+
+    def prod_sh(self, script: str, check: bool = True) -> str:
+        return self.lab.sh(self.prod, script, check=check)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    ensure_host_image()
+    workdir = tmp_path_factory.mktemp("bluegreen")
+    lab = Lab(workdir, prefix=f"ferryman-pytest-{os.getpid()}-bg")
+    try:
+        test, prod = lab.start(["test", "prod"], publish=(80,))
+        v1 = appserver_image("v1")
+        lab.load_image(prod, v1)
+        lab.sh(prod, "docker run -d --name web --restart unless-stopped "
+               f"-p 127.0.0.1:8080:8080 {v1} >/dev/null")
+        lab.exec(prod, ["sh", "-c", f'cat > {SITE}'], input=SITE_BEFORE.encode())
+        lab.sh(prod, "nginx")
+        yield Site(lab, test, prod, workdir, f"http://127.0.0.1:{prod.published[80]}")
+    finally:
+        lab.remove()
+
+
+class Background:
+    """The load client in a thread of its own, for as long as the `with` lasts."""
+
+    def __init__(self, load: Load) -> None:
+        self.load = load
+        self.results: Results | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.results = self._loop.run_until_complete(self.load.run())
+
+    def __enter__(self) -> Background:
+        self._thread.start()
+        time.sleep(1.0)  # connections open, WebSockets up
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self.load.stop)
+        self._thread.join(timeout=60)
+
+
+def _version_served(url: str) -> str:
+    import httpx
+    return httpx.get(url + "/", timeout=5).headers.get("x-app-version", "")
+
+
+def test_setup_then_switches_under_load(site: Site) -> None:
+    cfg = site.config()
+    # Without the upstream file, a release refuses before touching anything.
+    site.on_test("v2")
+    refused = ferryman(cfg, "release", "test", "prod", "--yes")
+    assert refused.code == 3, refused.err
+    assert "upstream file /etc/nginx/conf.d/ferryman_web.conf is missing" in refused.err
+    assert "proxy-upstream" in refused.err
+    # proxy-upstream writes it for the running container; the operator then points the site
+    # at it.
+    setup = ferryman(cfg, "proxy-upstream", "prod")
+    assert setup.code == 0, setup.err
+    text = site.prod_sh(f"cat {UPSTREAM_FILE}")
+    assert "server 127.0.0.1:8080" in text
+    site.lab.exec(site.prod, ["sh", "-c", f"cat > {SITE}"], input=SITE_CONF.encode())
+    site.prod_sh("nginx -t 2>&1 && nginx -s reload")
+    time.sleep(0.5)
+    assert _version_served(site.url) == "v1"
+
+    switched: list[tuple[float, float, str]] = []  # release started, returned, version
+    with Background(Load(site.url, rate=150, ws_clients=4, slow_every=100)) as bg:
+        for n in range(2, 6):
+            version = f"v{n}"
+            site.on_test(version)
+            began = time.monotonic()
+            run = ferryman(cfg, "release", "test", "prod", "--yes")
+            assert run.code == 0, run.err
+            switched.append((began, time.monotonic(), version))
+            assert "switch nginx to new web on prod-1" in run.err, run.err
+            time.sleep(1.0)
+    results = bg.results
+    assert results is not None
+    assert len(results.samples) > 1000
+    assert results.failed == [], results.failed[:5]
+    assert results.late() == [], results.late()[:5]
+    # Every request that started after a release returned (its switch confirmed) and before
+    # the next one began was answered by the new side alone.
+    for i, (_, done, version) in enumerate(switched):
+        until = switched[i + 1][0] if i + 1 < len(switched) else float("inf")
+        assert set(results.versions(since=done, until=until)) == {version}
+    # WebSockets: each switch closes the old side's with 1001, and they come back at once.
+    gaps = results.ws_gaps()
+    assert len(gaps) >= 4 * len(switched) - 4, gaps
+    assert {code for code, _ in gaps} == {1001}, gaps
+    assert max(g for _, g in gaps) < 5.0, gaps
+    # The old sides are kept, stopped, for rollback; the live one has the service's name.
+    names = site.prod_sh("docker ps -a --format '{{.Names}} {{.State}}'")
+    assert re.search(r"^web running$", names, re.M), names
+    assert len(re.findall(r"^web\.ferryman-\S+ exited$", names, re.M)) >= 1, names
+    assert "ferryman-next" not in names
+
+
+def test_unhealthy_new_side_never_takes_traffic(site: Site) -> None:
+    cfg = site.config(retries=4)
+    before = site.prod_sh(f"cat {UPSTREAM_FILE}")
+    live = _version_served(site.url)
+    # A build that listens on another port: its gate fails, nginx is never touched.
+    site.on_test("v9", port=9999)
+    with Background(Load(site.url, rate=100, ws_clients=2)) as bg:
+        run = ferryman(cfg, "release", "test", "prod", "--yes")
+    assert run.code == 1, run.err
+    assert "health of new web on prod-1" in run.err
+    results = bg.results
+    assert results is not None and results.failed == [], results.failed[:5]
+    assert set(results.versions()) == {live}
+    assert site.prod_sh(f"cat {UPSTREAM_FILE}") == before
+    names = site.prod_sh("docker ps -a --format '{{.Names}}'")
+    assert "ferryman-next" not in names
