@@ -30,6 +30,7 @@ SITE = "/etc/nginx/sites-enabled/default"
 SITE_CONF = """\
 server {
     listen 80 default_server;
+    keepalive_timeout 0;
     location / {
         proxy_pass http://ferryman_web;
         proxy_set_header Host $host;
@@ -141,7 +142,7 @@ class Background:
 
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self.load.stop)
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=180)
 
 
 def _version_served(url: str) -> str:
@@ -169,7 +170,7 @@ def test_setup_then_switches_under_load(site: Site) -> None:
     assert _version_served(site.url) == "v1"
 
     switched: list[tuple[float, float, str]] = []  # release started, returned, version
-    with Background(Load(site.url, rate=150, ws_clients=4, slow_every=100)) as bg:
+    with Background(Load(site.url, rate=120, ws_clients=4, slow_every=100)) as bg:
         for n in range(2, 6):
             version = f"v{n}"
             site.on_test(version)
@@ -181,9 +182,13 @@ def test_setup_then_switches_under_load(site: Site) -> None:
             time.sleep(1.0)
     results = bg.results
     assert results is not None
+    print(results.summary())
+    t0 = results.samples[0].started
+    print("switches", [(round(a - t0, 2), round(b - t0, 2), v) for a, b, v in switched])
+    print("late", [(round(x.started - t0, 2), round(x.took, 2), x.kind) for x in results.late()])
     assert len(results.samples) > 1000
-    assert results.failed == [], results.failed[:5]
-    assert results.late() == [], results.late()[:5]
+    assert results.failed == [], (results.summary(), results.failed[:5])
+    assert results.late() == [], (results.summary(), results.late()[:5])
     # Every request that started after a release returned (its switch confirmed) and before
     # the next one began was answered by the new side alone.
     for i, (_, done, version) in enumerate(switched):
@@ -212,7 +217,8 @@ def test_unhealthy_new_side_never_takes_traffic(site: Site) -> None:
     assert run.code == 1, run.err
     assert "health of new web on prod-1" in run.err
     results = bg.results
-    assert results is not None and results.failed == [], results.failed[:5]
+    assert results is not None and results.failed == [], (results.summary(),
+                                                          results.failed[:5])
     assert set(results.versions()) == {live}
     assert site.prod_sh(f"cat {UPSTREAM_FILE}") == before
     names = site.prod_sh("docker ps -a --format '{{.Names}}'")

@@ -89,6 +89,28 @@ class Results:
         return out
 
 
+    def summary(self) -> dict[str, object]:
+        """The figures a test failure or a benchmark prints."""
+        took = sorted(s.took for s in self.samples if s.kind != "slow") or [0.0]
+        errors: dict[str, int] = {}
+        for s in self.failed:
+            key = s.error.split(":")[0] if s.error else f"HTTP {s.status}"
+            errors[key] = errors.get(key, 0) + 1
+        gaps = self.ws_gaps()
+        codes: dict[str, int] = {}
+        for code, _ in gaps:
+            codes[str(code)] = codes.get(str(code), 0) + 1
+        return {
+            "requests": len(self.samples), "failed": len(self.failed), "errors": errors,
+            "retried": sum(s.retried for s in self.samples), "versions": self.versions(),
+            "p50_ms": round(took[len(took) // 2] * 1000, 1),
+            "p99_ms": round(took[int(len(took) * 0.99)] * 1000, 1),
+            "max_ms": round(took[-1] * 1000, 1), "late": len(self.late()),
+            "ws_closes": codes,
+            "ws_max_gap_s": round(max((g for _, g in gaps), default=0.0), 2),
+        }
+
+
 def _loopback(url: str) -> None:
     host = urlsplit(url).hostname or ""
     if not ipaddress.ip_address(host).is_loopback:
