@@ -103,8 +103,10 @@ class Switch:
 
 
 async def read_switch(host: Host, host_label: str, service: str, container: str,
-                      proxy: Proxy, upstream: str, live: ContainerFacts) -> Switch:
-    """Reads the host's nginx and upstream file; refuses (exit 3) what cannot switch cleanly."""
+                      proxy: Proxy, upstream: str, live: ContainerFacts,
+                      new_port: int | None = None) -> Switch:
+    """Reads the host's nginx and upstream file; refuses (exit 3) what cannot switch cleanly.
+    `new_port`: where the new side will be (default: the free one of `proxy.ports`)."""
     path = up.file_path(proxy.dir, upstream)
     res = await host.run(read_file(path), timeout=30)
     if res.exit_status == ABSENT:
@@ -129,13 +131,17 @@ async def read_switch(host: Host, host_label: str, service: str, container: str,
             host=host_label,
             hint=f"in the location that serves {service}, write `proxy_pass http://{upstream};`"
                  f" and reload nginx (its upstream is in {path})")
-    live = published_port(live, proxy.port)
-    if current.port is None or current.port != live:
+    live_port = published_port(live, proxy.port)
+    if current.port is None or current.port != live_port:
         raise PreconditionFailed(
             f"{path} on {host_label} sends traffic to 127.0.0.1:{current.port}, but {container}"
-            f" is published on {live or 'no host port'} for port {proxy.port}", host=host_label,
+            f" is published on {live_port or 'no host port'} for port {proxy.port}",
+            host=host_label,
             hint=f"`ferryman proxy-upstream ENV {service}` points it at the running container")
-    new_port = up.other_port(proxy.ports, live)
+    new_port = new_port or up.other_port(proxy.ports, live_port)
+    if new_port == live_port:
+        raise PreconditionFailed(f"the new side of {service} on {host_label} would take "
+                                 f"port {new_port}, which the live side holds", host=host_label)
     taken = await host.run(nc.listening(new_port), timeout=30)
     if taken.ok and taken.stdout.strip():
         raise PreconditionFailed(
@@ -143,7 +149,7 @@ async def read_switch(host: Host, host_label: str, service: str, container: str,
             f": the new side of {service} needs it", host=host_label,
             hint="free it, or choose other `proxy.ports`")
     return Switch(service, host_label, host, container, proxy, upstream, path, res.stdout,
-                  live, new_port)
+                  live_port, new_port)
 
 
 # --- the upstream switch -------------------------------------------------------------------
@@ -284,6 +290,25 @@ def gate_step(sw: Switch, container: str, port: int, health: Health | None,
         params["http"] = checked.http
     return Step(f"health of {what} {sw.service} on {sw.host_label}", run, params=params,
                 host=sw.host_label)
+
+
+def start_kept_step(ctx: UndoContext, sw: Switch, kept: str) -> Step:
+    """Rollback's new side is the container the release kept: started under its kept name."""
+    argv = dc.start_container(kept)
+
+    async def run() -> str:
+        await sw.host.run(argv, timeout=120, check=True)
+        return f"{kept} started on 127.0.0.1:{sw.new_port}"
+
+    data = {"kind": "started", "host": sw.host_label, "container": kept}
+    return Step(f"start previous {sw.service} beside the current on {sw.host_label}", run,
+                bound(ctx, data), undo_data=data, params={"container": kept},
+                host=sw.host_label, undo_if_failed=True, commands=[short_command(argv)])
+
+
+@undoer("started")
+async def _undo_started(ctx: UndoContext, d: dict[str, Any]) -> None:
+    await ctx.host(d["host"]).run(dc.stop_container(d["container"]), timeout=120, check=True)
 
 
 def release_steps(t: rc.Target, sw: Switch, start: Step, new_name: str, kept: str,

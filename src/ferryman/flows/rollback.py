@@ -20,6 +20,7 @@ from ..record import History, Image, Record, ServiceChange
 from ..state import release_id
 from ..steps import Step
 from ..undo import UndoContext
+from . import bluegreen as bg
 from . import durable
 from . import recreate as rc
 from .data.apply import apply_steps, plan_target
@@ -106,6 +107,11 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str,
                     host=e.host,
                     hint="it was pruned or removed; release the older version again instead")
             policy = e.restart_policy or "no"
+            proxy = cfg.services[svc].proxy
+            if proxy is not None and facts is not None:
+                plan.steps += await _switch_back(cfg, plan, t, entry, kept,
+                                                 seen[e.host][kept], policy)
+                continue
             if facts is not None:
                 entry.kept = rc.kept_name(t.container, plan.rid)
                 plan.steps.append(rc.retire_steps(t, entry.kept))
@@ -137,6 +143,25 @@ async def plan_rollback(cfg: Config, pool: HostPool, env: str,
             entry.kept = rc.kept_name(t.container, plan.rid)
             plan.steps.append(rc.retire_steps(t, entry.kept, gate_on_undo=True))
     return plan
+
+
+async def _switch_back(cfg: Config, plan: RollbackPlan, t: rc.Target, entry: ServiceChange,
+                       kept: str, kept_facts: ContainerFacts, policy: str) -> list[Step]:
+    """Blue-green backwards: the kept container starts beside the current one on its own
+    port, nginx is switched to it, the current one drains and is kept in turn."""
+    svc = cfg.services[t.service]
+    assert svc.proxy is not None and t.facts is not None
+    port = bg.published_port(kept_facts, svc.proxy.port)
+    if port is None:
+        raise PreconditionFailed(f"the previous {t.service} container ({kept}) on {t.host_label}"
+                                 f" publishes no port for {svc.proxy.port}", host=t.host_label)
+    sw = await bg.read_switch(t.host, t.host_label, t.service, t.container, svc.proxy,
+                              svc.upstream, t.facts, new_port=port)
+    entry.kept = rc.kept_name(t.container, plan.rid)
+    entry.restart_policy = rc.restart_policy(t.facts)
+    entry.port = port
+    start = bg.start_kept_step(t.ctx, sw, kept)
+    return bg.release_steps(t, sw, start, kept, entry.kept, plan.rid, policy)
 
 
 async def _restore_steps(cfg: Config, pool: HostPool, plan: RollbackPlan,
