@@ -191,7 +191,11 @@ def test_setup_then_switches_under_load(site: Site) -> None:
     print(results.summary())
     t0 = results.samples[0].started
     print("switches", [(round(a - t0, 2), round(b - t0, 2), v) for a, b, v in switched])
-    print("late", [(round(x.started - t0, 2), round(x.took, 2), x.kind) for x in results.late()])
+    print("late", [(round(x.started - t0, 2), round(x.took, 2), x.kind)
+                   for x in results.late()][:10])
+    print("failed", [(round(x.started - t0, 2), round(x.took, 2), x.kind, x.error or x.status)
+                     for x in results.failed][:10])
+    print(site.prod_sh("tail -n 20 /var/log/nginx/error.log", check=False))
     assert len(results.samples) > 1000
     assert results.failed == [], (results.summary(), results.failed[:5])
     assert results.late() == [], (results.summary(), results.late()[:5])

@@ -223,22 +223,29 @@ async def _undo_upstream(ctx: UndoContext, d: dict[str, Any]) -> str:
 # --- drain, retire, rename -----------------------------------------------------------------
 
 async def drain(host: Host, port: int, cap: float) -> str:
-    """Waits until nginx holds no connection to the side on `port`, at most `cap` seconds.
-    Long-lived connections (WebSockets) can outlast the cap: the side's stop ends them."""
+    """Waits until nginx's workers of the earlier configuration are gone and no connection
+    to the side on `port` is left, at most `cap` seconds. An old worker can still hold a
+    request it accepted before the reload and not yet passed on: counting connections alone
+    would miss it. Long-lived connections (WebSockets) keep old workers past the cap: the
+    side's stop then ends them (a well-made app says goodbye with 1001)."""
     start = time.monotonic()
-    zeros = 0
-    count = -1
+    clear = 0
     while True:
-        res = await host.run(nc.connections(port), timeout=30)
-        count = len(res.stdout.splitlines()) if res.ok else -1
-        zeros = zeros + 1 if count == 0 else 0
+        conns, workers = await asyncio.gather(host.run(nc.connections(port), timeout=30),
+                                              host.run(nc.old_workers(), timeout=30))
+        count = len(conns.stdout.splitlines()) if conns.ok else -1
+        old = int(workers.stdout.strip() or 0) if workers.stdout.strip().isdigit() else -1
+        clear = clear + 1 if count == 0 and old == 0 else 0
         took = time.monotonic() - start
-        if zeros >= 2:  # two looks in a row: no request slipped in between
-            return f"no connection left to 127.0.0.1:{port} after {took:.1f} s"
+        if clear >= 2:  # two looks in a row: nothing slipped in between
+            return (f"no connection left to 127.0.0.1:{port} and no nginx worker of the "
+                    f"earlier configuration after {took:.1f} s")
         if took >= cap:
             left = "unknown (ss failed)" if count < 0 else str(count)
-            return (f"{left} connection(s) still open to 127.0.0.1:{port} after {cap:.0f} s "
-                    "(long-lived, such as WebSockets): the old side's stop closes them")
+            return (f"{left} connection(s) to 127.0.0.1:{port} and {max(old, 0)} nginx "
+                    f"worker(s) of the earlier configuration still there after {cap:.0f} s "
+                    "(long-lived connections, such as WebSockets): the old side's stop ends "
+                    "them")
         await asyncio.sleep(POLL)
 
 

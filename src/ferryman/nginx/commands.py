@@ -40,5 +40,14 @@ def connections(port: int) -> list[str]:
     return ["ss", "-Htn", "state", "established", "(", "dport", "=", f":{port}", ")"]
 
 
+# Workers of an earlier configuration still serving what they accepted before the reload:
+# until they are gone, a request can still reach the old side.
+_OLD_WORKERS = "ps -eo args= | grep -c '^nginx: worker process is shutting down' || true"
+
+
+def old_workers() -> list[str]:
+    return ["sh", "-c", _OLD_WORKERS]
+
+
 def listening(port: int) -> list[str]:
     return ["ss", "-Hltn", "(", "sport", "=", f":{port}", ")"]
