@@ -75,7 +75,7 @@ services:
     proxy:
       port: 8080
       ports: [18080, 18081]
-      drain: 3s
+      drain: 6s
 """
 
 
@@ -87,11 +87,11 @@ class Site:
     workdir: Path
     url: str  # nginx on PROD, from this machine
 
-    def config(self, retries: int = 20) -> Path:
+    def config(self, retries: int = 20, extra: str = "") -> Path:
         path = self.workdir / "ferryman.yml"
         path.write_text(CONFIG.format(
             workdir=self.workdir, known_hosts=self.lab.known_hosts, key=self.lab.key_path,
-            test_port=self.test.port, prod_port=self.prod.port, retries=retries))
+            test_port=self.test.port, prod_port=self.prod.port, retries=retries) + extra)
         return path
 
     def on_test(self, version: str, **kw: int) -> None:
@@ -233,3 +233,41 @@ def test_unhealthy_new_side_never_takes_traffic(site: Site) -> None:
     assert site.prod_sh(f"cat {UPSTREAM_FILE}") == before
     names = site.prod_sh("docker ps -a --format '{{.Names}}'")
     assert "ferryman-next" not in names
+
+
+def test_proxy_config_block_serves_through_the_real_nginx(site: Site) -> None:
+    """proxy-config's server block, checked by the real `nginx -t` and then carrying real
+    traffic: / to the blue-green service through its upstream, /api and /ws (WebSocket) to
+    a plain service on its published port."""
+    import httpx
+    from websockets.sync.client import connect
+
+    api = appserver_image("api-v1")
+    site.lab.load_image(site.prod, api)
+    site.prod_sh("docker rm -f api >/dev/null 2>&1; docker run -d --name api "
+                 f"-p 127.0.0.1:9090:8080 {api} >/dev/null")
+    cfg = site.config(extra="  api:\n    container: api\n")
+    run = ferryman(cfg, "proxy-config", "prod", "--domain", "shop.test", "--root", "web",
+                   "--api", "api")
+    assert run.code == 0, run.err
+    assert "nginx -t: ok" in run.err
+    block = site.prod_sh("cat /etc/nginx/conf.d/shop.test.conf")
+    assert re.search(r"location / \{\n\s+proxy_pass http://ferryman_web;", block), block
+    assert re.search(r"location /api \{\n\s+proxy_pass http://127.0.0.1:9090;", block), block
+    site.prod_sh("nginx -s reload")
+    live = _version_served(site.url)  # the default server: the blue-green side
+    host = {"Host": "shop.test"}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the reload has taken
+        got = httpx.get(site.url + "/api/orders", headers=host, timeout=5)
+        if got.headers.get("x-app-version") == "api-v1":
+            break
+        time.sleep(0.2)
+    assert got.status_code == 200 and got.headers["x-app-version"] == "api-v1"
+    root = httpx.get(site.url + "/", headers=host, timeout=5)
+    assert root.status_code == 200 and root.headers["x-app-version"] == live
+    posted = httpx.post(site.url + "/api/orders", headers=host, content=b"x" * 1000, timeout=5)
+    assert posted.text == "api-v1 got 1000 bytes\n"
+    ws_url = site.url.replace("http://", "ws://") + "/ws"
+    with connect(ws_url, additional_headers=host, open_timeout=5) as sock:
+        assert sock.recv(timeout=5) == "api-v1"

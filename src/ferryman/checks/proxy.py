@@ -25,6 +25,11 @@ class Route:
     service: str
     port: int
     websocket: bool = False
+    upstream: str | None = None  # a service with `proxy:`: its blue-green upstream
+
+    @property
+    def target(self) -> str:
+        return self.upstream or f"127.0.0.1:{self.port}"
 
 
 def _hinted(names: list[str], hints: tuple[str, ...], skip: str | None = None) -> str | None:
@@ -36,7 +41,7 @@ def _hinted(names: list[str], hints: tuple[str, ...], skip: str | None = None) -
 
 
 def pick_routes(ports: dict[str, int], root: str | None = None,
-                api: str | None = None) -> list[Route]:
+                api: str | None = None, upstreams: dict[str, str] | None = None) -> list[Route]:
     """`/` to the front end, `/api` and `/ws` to the back end: by the names given, else by
     the service names (web, frontend... / api, backend...), else in ferryman.yml's order."""
     names = list(ports)
@@ -49,16 +54,18 @@ def pick_routes(ports: dict[str, int], root: str | None = None,
     root = root or _hinted(names, ROOT_HINTS) or names[0]
     api = api or _hinted(names, API_HINTS, skip=root) or next(
         (n for n in names if n != root), root)
-    return [Route("/", root, ports[root]), Route("/api", api, ports[api]),
-            Route("/ws", api, ports[api], websocket=True)]
+    via = upstreams or {}
+    return [Route("/", root, ports[root], upstream=via.get(root)),
+            Route("/api", api, ports[api], upstream=via.get(api)),
+            Route("/ws", api, ports[api], websocket=True, upstream=via.get(api))]
 
 
 def render(domain: str, routes: list[Route], listen: int = 80) -> str:
     lines = [f"# Written by ferryman proxy-config for {domain}:",
-             *(f"#   {r.path} -> {r.service} (127.0.0.1:{r.port})" for r in routes),
+             *(f"#   {r.path} -> {r.service} ({r.target})" for r in routes),
              "server {", f"    listen {listen};", f"    server_name {domain};", ""]
     for r in routes:
-        lines += [f"    location {r.path} {{", f"        proxy_pass http://127.0.0.1:{r.port};"]
+        lines += [f"    location {r.path} {{", f"        proxy_pass http://{r.target};"]
         if r.websocket:
             lines += ["        proxy_http_version 1.1;",
                       "        proxy_set_header Upgrade $http_upgrade;",

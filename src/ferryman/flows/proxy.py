@@ -69,7 +69,9 @@ async def proxy_config(cfg: Config, pool: HostPool, env: str, label: str, domain
     """Plans the block; with write, runs the steps. Outcome None: nothing was to run."""
     await pool.resolve(env)
     ctx = HostContext(cfg, pool, env, label, stamp=stamp)
-    routes = pick_routes(await published_ports(ctx), root, api)
+    # A blue-green service is reached through its upstream, whichever side is live.
+    upstreams = {n: s.upstream for n, s in cfg.services.items() if s.proxy is not None}
+    routes = pick_routes(await published_ports(ctx), root, api, upstreams)
     result = ProxyResult(env, label, domain, routes, render_block(domain, routes))
     place = parse_place((await ctx.run(cc.nginx_place(NGINX_DIRS))).stdout)
     result.nginx = place.nginx

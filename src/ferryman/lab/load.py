@@ -57,6 +57,9 @@ class WsEvent:
 class Results:
     samples: list[Sample] = field(default_factory=list)
     ws: list[WsEvent] = field(default_factory=list)
+    # The client's own stalls: (when, seconds its event loop woke up late). A stalled client
+    # times requests out by itself; these tell that apart from a server that stalled.
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Sample]:
@@ -108,6 +111,7 @@ class Results:
             "max_ms": round(took[-1] * 1000, 1), "late": len(self.late()),
             "ws_closes": codes,
             "ws_max_gap_s": round(max((g for _, g in gaps), default=0.0), 2),
+            "client_max_stall_s": round(max((d for _, d in self.stalls), default=0.0), 2),
         }
 
 
@@ -143,6 +147,7 @@ class Load:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         async with httpx.AsyncClient(limits=limits, timeout=30, headers=self.headers) as client:
             ws = [asyncio.create_task(self._websocket(i)) for i in range(self.ws_clients)]
+            ws.append(asyncio.create_task(self._watch_loop()))
             inflight: set[asyncio.Task[None]] = set()
             start = time.monotonic()
             n = 0
@@ -163,6 +168,14 @@ class Load:
                 t.cancel()
             await asyncio.gather(*ws, return_exceptions=True)
         return self.results
+
+    async def _watch_loop(self, tick: float = 0.05) -> None:
+        while not self._stop.is_set():
+            before = time.monotonic()
+            await asyncio.sleep(tick)
+            late = time.monotonic() - before - tick
+            if late > 0.25:
+                self.results.stalls.append((before, late))
 
     async def _one(self, client: httpx.AsyncClient, n: int) -> None:
         if self.slow_every and n % self.slow_every == self.slow_every - 1:
