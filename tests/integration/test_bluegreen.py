@@ -8,141 +8,28 @@ nginx through a port the PROD host publishes on 127.0.0.1, while ferryman switch
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from labenv import ferryman
 
-from ferryman.lab import Lab, LabHost, ensure_host_image
 from ferryman.lab.images import appserver_image
-from ferryman.lab.load import Load, Results
+from ferryman.lab.load import Load
+from ferryman.lab.proxysite import Background, Site, started_site
 
 UPSTREAM_FILE = "/etc/nginx/conf.d/ferryman_web.conf"
-SITE = "/etc/nginx/sites-enabled/default"
-# The operator's site: / and /ws through ferryman's upstream.
-SITE_CONF = """\
-server {
-    listen 80 default_server;
-    keepalive_timeout 0;
-    location / {
-        proxy_pass http://ferryman_web;
-        proxy_set_header Host $host;
-    }
-    location /ws {
-        proxy_pass http://ferryman_web;
-        proxy_http_version 1.1;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection "upgrade";
-        proxy_read_timeout 3600s;
-    }
-}
-"""
-# Before the upstream exists, the site still sends traffic to the published port.
-SITE_BEFORE = SITE_CONF.replace("http://ferryman_web", "http://127.0.0.1:8080")
-
-CONFIG = """\
-version: 1
-project: shop
-log_dir: {workdir}/logs
-ssh:
-  known_hosts: {known_hosts}
-  connect_timeout: 5
-environments:
-  test:
-    hosts:
-      - name: test-1
-        address: root@127.0.0.1:{test_port}
-        identity_file: {key}
-  prod:
-    hosts:
-      - name: prod-1
-        address: root@127.0.0.1:{prod_port}
-        identity_file: {key}
-services:
-  web:
-    container: web
-    health:
-      http: http://127.0.0.1:8080/health
-      retries: {retries}
-      interval: 500ms
-    proxy:
-      port: 8080
-      ports: [18080, 18081]
-      drain: 6s
-"""
 
 
-@dataclass
-class Site:
-    lab: Lab
-    test: LabHost
-    prod: LabHost
-    workdir: Path
-    url: str  # nginx on PROD, from this machine
-
-    def config(self, retries: int = 20, extra: str = "") -> Path:
-        path = self.workdir / "ferryman.yml"
-        path.write_text(CONFIG.format(
-            workdir=self.workdir, known_hosts=self.lab.known_hosts, key=self.lab.key_path,
-            test_port=self.test.port, prod_port=self.prod.port, retries=retries) + extra)
-        return path
-
-    def on_test(self, version: str, **kw: int) -> None:
-        """TEST's web runs `version` (a new build to release)."""
-        image = appserver_image(version, **kw)
-        self.lab.load_image(self.test, image)
-        self.lab.sh(self.test, "docker rm -f web >/dev/null 2>&1; docker run -d --name web "
-                    f"-p 127.0.0.1:8080:8080 {image} >/dev/null")
-
-    def prod_sh(self, script: str, check: bool = True) -> str:
-        return self.lab.sh(self.prod, script, check=check)
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    ensure_host_image()
-    workdir = tmp_path_factory.mktemp("bluegreen")
-    lab = Lab(workdir, prefix=f"ferryman-pytest-{os.getpid()}-bg")
-    try:
-        test, prod = lab.start(["test", "prod"], publish=(80,))
-        v1 = appserver_image("v1")
-        lab.load_image(prod, v1)
-        lab.sh(prod, "docker run -d --name web --restart unless-stopped "
-               f"-p 127.0.0.1:8080:8080 {v1} >/dev/null")
-        lab.exec(prod, ["sh", "-c", f'cat > {SITE}'], input=SITE_BEFORE.encode())
-        lab.sh(prod, "nginx")
-        yield Site(lab, test, prod, workdir, f"http://127.0.0.1:{prod.published[80]}")
-    finally:
-        lab.remove()
-
-
-class Background:
-    """The load client in a thread of its own, for as long as the `with` lasts."""
-
-    def __init__(self, load: Load) -> None:
-        self.load = load
-        self.results: Results | None = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.results = self._loop.run_until_complete(self.load.run())
-
-    def __enter__(self) -> Background:
-        self._thread.start()
-        time.sleep(1.0)  # connections open, WebSockets up
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self.load.stop)
-        self._thread.join(timeout=180)
+# Both host kinds: Debian's nginx 1.22 with Docker 20.10, nginx 1.26 with Docker 26.1.
+@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+def site(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    workdir = tmp_path_factory.mktemp(f"bluegreen-{request.param}")
+    with started_site(workdir, f"ferryman-pytest-{os.getpid()}-bg", request.param) as site:
+        yield site
 
 
 def _version_served(url: str) -> str:
@@ -164,8 +51,7 @@ def test_setup_then_switches_under_load(site: Site) -> None:
     assert setup.code == 0, setup.err
     text = site.prod_sh(f"cat {UPSTREAM_FILE}")
     assert "server 127.0.0.1:8080" in text
-    site.lab.exec(site.prod, ["sh", "-c", f"cat > {SITE}"], input=SITE_CONF.encode())
-    site.prod_sh("nginx -t 2>&1 && nginx -s reload")
+    site.use_upstream()
     time.sleep(0.5)
     assert _version_served(site.url) == "v1"
 
@@ -195,7 +81,6 @@ def test_setup_then_switches_under_load(site: Site) -> None:
                    for x in results.late()][:10])
     print("failed", [(round(x.started - t0, 2), round(x.took, 2), x.kind, x.error or x.status)
                      for x in results.failed][:10])
-    print(site.prod_sh("tail -n 20 /var/log/nginx/error.log", check=False))
     assert len(results.samples) > 1000
     assert results.failed == [], (results.summary(), results.failed[:5])
     assert results.late() == [], (results.summary(), results.late()[:5])
