@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "doctor": ("doctor", "doctor", False),
     "proxy-config": ("doctor", "proxy_config", False),
     "proxy-upstream": ("proxy", "proxy_upstream", False),
+    "canary": ("proxy", "canary", False),
 }
 # Global options that take a value: the word after them is not the command.
 _VALUED = {"-c", "--config"}

@@ -1,17 +1,19 @@
 """`ferryman proxy-upstream`: the nginx upstream file of each proxied service, written for
 the container that runs now, so the operator's location can name it before the first
-blue-green release."""
+blue-green release. `ferryman canary ENV promote|abort`: a word to a running canary."""
 
 from __future__ import annotations
 
 import typer
 
 from ..checks.runner import stamp_now
+from ..errors import EXIT_BAD_INPUT
 from ..flows import bluegreen as bg
 from ..flows.lock import env_lock
 from ..hosts import open_pool
+from ..state import write_file
 from ..steps import Outcome, run_steps
-from .common import load, make_bus, run_logged
+from .common import err_console, fail, load, make_bus, run_logged
 
 
 def proxy_upstream(
@@ -34,3 +36,35 @@ def proxy_upstream(
     outcome = run_logged(go, logs)
     if not outcome.ok:
         raise typer.Exit(outcome.exit_code)
+
+
+def canary(
+    ctx: typer.Context,
+    env: str = typer.Argument(..., help="Environment where a release runs a canary."),
+    action: str = typer.Argument(..., metavar="promote|abort",
+                                 help="promote: 100% to the new side now; abort: all back to "
+                                      "the old side, the release undone."),
+    services: list[str] = typer.Option(None, "--service", "-s", help="Only these services "
+                                       "(default: every one with `proxy:`)."),
+) -> None:
+    """Tell a running `release --canary` to promote or abort, from another terminal."""
+    if action not in ("promote", "abort"):
+        raise fail(f"{action!r}: expected promote or abort", EXIT_BAD_INPUT)
+    cfg = load(ctx)
+    chosen = services or [n for n, s in cfg.services.items() if s.proxy is not None]
+    bus, logs = make_bus(ctx, cfg, "canary", files=False)
+
+    async def go() -> list[str]:
+        async with open_pool(cfg, bus) as pool:
+            await pool.resolve(env)
+            told = []
+            for p in pool.placements(env, chosen):
+                path = bg.control_path(cfg.project, p.service)
+                await pool.host(env, p.host).run(write_file(path), input=action.encode(),
+                                                 timeout=30, check=True)
+                told.append(f"{p.service} on {p.host}")
+            return told
+
+    for where in run_logged(go, logs):
+        err_console.print(f"{action} asked of the canary of {where}: the release acts on it "
+                          "within a second", highlight=False, markup=False)

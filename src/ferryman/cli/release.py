@@ -12,6 +12,7 @@ from ..flows import lock
 from ..flows import release as flow
 from ..flows import resume as rs
 from ..flows import rollback as rb
+from ..flows.bluegreen import Canary
 from ..hosts import open_pool
 from ..record import Image, Record
 from .common import (
@@ -42,16 +43,24 @@ def release(
     watch: str = typer.Option(None, "--watch", help="Watch the released services this long "
                               "after the switch (15m; 0: not at all); a failure rolls back. "
                               "Default: TO's `watch`."),
+    canary: str = typer.Option(None, "--canary", help="Services with `proxy:` take traffic "
+                               "in these steps, percent to the new side (5,25,50,100); "
+                               "a 5xx rate over the old side's aborts."),
+    step: str = typer.Option("2m", "--step", help="How long each --canary step bakes."),
 ) -> None:
     """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
     cfg = load(ctx)
     window = None if watch is None else _duration("--watch", watch)
+    try:
+        stages = None if canary is None else Canary.parse(canary, _duration("--step", step))
+    except BadInput as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
     bus, logs = make_bus(ctx, cfg, "release")
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
             plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag,
-                                           watch=window)
+                                           watch=window, canary=stages)
             if not dry_run:
                 what = ", ".join(f"{s.service}={plan.new_ref(s.service)}"
                                  for s in plan.sources.values())

@@ -360,6 +360,12 @@ class Proxy(_Model):
     nginx: NonEmpty = "nginx"  # the nginx command on the host
     marker_port: int = Field(default=18409, ge=1, le=65535)  # 127.0.0.1: the generation
     drain: Duration = 30.0  # the longest wait for the old side's connections to end
+    # release --canary: the router's loopback port, the header that sends a tester to the
+    # new side, and how many points of 5xx over the old side abort (after min requests)
+    canary_port: int = Field(default=18410, ge=1, le=65535)
+    canary_header: str = Field(default="X-Canary", pattern=r"^[A-Za-z0-9-]+$")
+    canary_margin: float = Field(default=2.0, ge=0, le=100)
+    canary_min_requests: int = Field(default=20, ge=1)
 
     @field_validator("ports")
     @classmethod

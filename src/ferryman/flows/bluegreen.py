@@ -26,10 +26,12 @@ from ..config.schema import Health, Proxy
 from ..docker import commands as dc
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..errors import BadInput, FlowFailed, PreconditionFailed
+from ..events import EventBus
 from ..hosts import HostPool
+from ..nginx import canary as cn
 from ..nginx import commands as nc
 from ..nginx import upstream as up
-from ..state import ABSENT, read_file
+from ..state import ABSENT, read_file, state_dir
 from ..steps import Step
 from ..transport import Host
 from ..transport.base import short_command
@@ -220,6 +222,104 @@ async def _undo_upstream(ctx: UndoContext, d: dict[str, Any]) -> str:
     return f"{gate}; {done}"
 
 
+# --- canary: the share of the new side step by step --------------------------------------
+
+@dataclass(frozen=True)
+class Canary:
+    weights: tuple[int, ...]  # percent to the new side, rising, the last 100
+    step: float  # seconds each weight bakes
+
+    @staticmethod
+    def parse(weights: str, step: float) -> Canary:
+        try:
+            values = tuple(int(w) for w in weights.split(",") if w.strip())
+        except ValueError:
+            raise BadInput(f"--canary {weights!r}: expected rising percentages such as "
+                           "5,25,50,100") from None
+        if not values or any(not 0 < w <= 100 for w in values) or list(values) != sorted(
+                set(values)):
+            raise BadInput(f"--canary {weights!r}: expected rising percentages between 1 and "
+                           "100, such as 5,25,50,100")
+        if step <= 0:
+            raise BadInput("--step: a duration above zero")
+        return Canary(values if values[-1] == 100 else (*values, 100), step)
+
+
+def control_path(project: str, service: str) -> str:
+    """Where `ferryman canary ENV promote|abort` leaves its word for a running canary."""
+    return f"{state_dir(project)}/canary-{service}"
+
+
+async def _bake(sw: Switch, canary: Canary, weight: int, offset: int, control: str,
+                bus: EventBus) -> str | None:
+    """One weight's bake: its numbers judged every second. Returns "promote" when asked
+    to; raises FlowFailed to abort (numbers or the operator)."""
+    p = sw.proxy
+    log = cn.log_path(sw.upstream)
+    end = time.monotonic() + canary.step
+    verdict = cn.Verdict(False, "no request yet")
+    while True:
+        await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        lines = await sw.host.run(nc.read_from(log, offset), timeout=30)
+        old, new = cn.tally(lines.stdout, sw.live_port, sw.new_port)
+        verdict = cn.judge(old, new, p.canary_margin, p.canary_min_requests)
+        if verdict.abort:
+            raise FlowFailed(f"canary of {sw.service} on {sw.host_label} aborted at {weight}%: "
+                             f"{verdict.reason}", hint=f"its requests are in {log} on "
+                             f"{sw.host_label}")
+        asked = (await sw.host.run(nc.take_control(control), timeout=30)).stdout.strip()
+        if asked == "abort":
+            raise FlowFailed(f"canary of {sw.service} on {sw.host_label} aborted at {weight}% "
+                             f"by `ferryman canary ... abort` ({verdict.reason})")
+        if asked == "promote":
+            bus.info(f"canary {sw.service} on {sw.host_label} {weight}%: promoted by `ferryman "
+                     f"canary ... promote` ({verdict.reason})")
+            return "promote"
+        if time.monotonic() >= end:
+            bus.info(f"canary {sw.service} on {sw.host_label} {weight}%: {verdict.reason}: "
+                     "next step")
+            return None
+
+
+def canary_step(ctx: UndoContext, sw: Switch, canary: Canary, generation: str, project: str,
+                bus: EventBus) -> Step:
+    """The switch in weighted steps (nginx/canary.py), then the plain file on the new side.
+    Its undo is the switch's: the previous file back, traffic 100% on the old side."""
+    p = sw.proxy
+    control = control_path(project, sw.service)
+    final = up.render(sw.upstream, sw.service, sw.new_port, generation, p.marker_port)
+
+    async def run() -> str:
+        await sw.host.run(["rm", "-f", control], timeout=30)
+        for weight in canary.weights[:-1]:
+            text = cn.render(sw.upstream, sw.service, sw.live_port, sw.new_port, weight,
+                             f"{generation}-{weight}", p.marker_port, p.canary_port,
+                             p.canary_header)
+            size = await sw.host.run(nc.file_size(cn.log_path(sw.upstream)), timeout=30)
+            offset = int(size.stdout.strip()) if size.stdout.strip().isdigit() else 0
+            await apply_upstream(sw.host, p, sw.upstream, sw.path, text)
+            bus.info(f"canary {sw.service} on {sw.host_label}: {weight}% to the new side for "
+                     f"{canary.step:g} s ({p.canary_header} sends a tester there)")
+            if await _bake(sw, canary, weight, offset, control, bus) == "promote":
+                break
+        return "100% to the new side: " + await apply_upstream(sw.host, p, sw.upstream,
+                                                                sw.path, final)
+
+    data = {"kind": "upstream", "host": sw.host_label, "service": sw.service,
+            "container": sw.container, "path": sw.path, "text": sw.text,
+            "upstream": sw.upstream, "port": sw.live_port,
+            "proxy": p.model_dump(mode="json")}
+    return Step(f"canary {'/'.join(map(str, canary.weights))} of {sw.service} on "
+                f"{sw.host_label}", run, bound(ctx, data), undo_data=data,
+                params={"upstream": sw.upstream, "weights": list(canary.weights),
+                        "step": f"{canary.step:g} s", "margin": f"{p.canary_margin:g} points",
+                        "header": p.canary_header, "log": cn.log_path(sw.upstream)},
+                host=sw.host_label, undo_if_failed=True,
+                commands=[f"write {sw.path}: the canary router at each weight, then:\n"
+                          f"{final.rstrip()}", short_command(nc.test(p.nginx)),
+                          short_command(nc.reload(p.nginx))])
+
+
 # --- drain, retire, rename -----------------------------------------------------------------
 
 async def drain(host: Host, port: int, cap: float) -> str:
@@ -319,12 +419,16 @@ async def _undo_started(ctx: UndoContext, d: dict[str, Any]) -> None:
 
 
 def release_steps(t: rc.Target, sw: Switch, start: Step, new_name: str, kept: str,
-                  generation: str, policy: str | None = None) -> list[Step]:
-    """The switch around a started new side: gate, switch, drain, retire, rename."""
+                  generation: str, policy: str | None = None,
+                  canary: tuple[Canary, str, EventBus] | None = None) -> list[Step]:
+    """The switch around a started new side: gate, switch (or canary: with the project and
+    the bus its decisions are told on), drain, retire, rename."""
+    switch = (switch_step(t.ctx, sw, sw.new_port, generation, "new") if canary is None
+              else canary_step(t.ctx, sw, canary[0], generation, canary[1], canary[2]))
     return [
         start,
         gate_step(sw, new_name, sw.new_port, t.health, "new", t.ctx.env),
-        switch_step(t.ctx, sw, sw.new_port, generation, "new"),
+        switch,
         drain_step(sw, sw.live_port, "old"),
         rc.retire_steps(t, kept, gate_on_undo=False),
         rename_step(t.ctx, sw, new_name, policy),

@@ -92,6 +92,7 @@ class Plan(FlowPlan):
     sources: dict[str, Source] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)  # --tag: service -> its ref on TO
     tag: str | None = None
+    canary: bg.Canary | None = None  # --canary: proxied services switch in weighted steps
 
     @property
     def src_env(self) -> str:
@@ -185,7 +186,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
                        services: list[str], bus: EventBus,
                        transfer: Transfer | None = None, *, rid: str | None = None,
                        lock: EnvLock | None = None, tag: str | None = None,
-                       watch: float | None = None) -> Plan:
+                       watch: float | None = None, canary: bg.Canary | None = None) -> Plan:
     """`rid` and a held `lock` are given when a release is resumed from its journal.
     `tag`: the images get this tag on TO (their repository, this tag), and TO's policy is
     met by it. `watch`: the watch window in seconds (None: TO's `watch`; 0: none)."""
@@ -210,7 +211,13 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
                           await read_history(cfg, pool, src_env), datetime.now(UTC))
     rid = rid or release_id()
     lock = lock or env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
-    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources, refs=refs, tag=tag)
+    plan = Plan(rid, dst_env, lock, source_env=src_env, sources=sources, refs=refs, tag=tag,
+                canary=canary)
+    if canary is not None:
+        if not any(cfg.services[s].proxy for s in sources):
+            raise BadInput("--canary needs a service with `proxy:` among those released "
+                           f"({', '.join(sources)})")
+        plan.record_extra["canary"] = list(canary.weights)
     if tag is not None:
         plan.record_extra["tag"] = tag
     transfer = transfer or LayerTransfer()
@@ -515,7 +522,7 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
     entry.kept = kept
     entry.restart_policy = rc.restart_policy(facts)
     if proxy is not None:
-        return await _bluegreen_steps(cfg, plan, t, entry, old_image, values)
+        return await _bluegreen_steps(cfg, plan, t, entry, old_image, values, bus)
     spec = run_spec(facts.raw, old_image, plan.new_ref(t.service), name=t.container, env=values)
     _report(cfg, plan, where, env_of_argv(spec.create, plan.new_ref(t.service)), values)
     return [rc.retire_steps(t, kept), rc.start_steps(t, spec, "start new"), rc.health_step(t)]
@@ -523,7 +530,7 @@ async def _service_steps(cfg: Config, pool: HostPool, plan: Plan, t: rc.Target, 
 
 async def _bluegreen_steps(cfg: Config, plan: Plan, t: rc.Target, entry: ServiceChange,
                            old_image: dict[str, Any] | None,
-                           values: dict[str, str]) -> list[Step]:
+                           values: dict[str, str], bus: EventBus) -> list[Step]:
     """The new side beside the old, nginx switched between them (flows.bluegreen)."""
     svc = cfg.services[t.service]
     assert t.facts is not None and svc.proxy is not None and entry.kept is not None
@@ -548,7 +555,8 @@ async def _bluegreen_steps(cfg: Config, plan: Plan, t: rc.Target, entry: Service
                       f"127.0.0.1:{sw.live_port} drains for at most {svc.proxy.drain:g} s")
     start = rc.start_steps(dataclasses.replace(t, container=new_name, facts=None), spec,
                            "start new")
-    return bg.release_steps(t, sw, start, new_name, entry.kept, plan.rid)
+    canary = (plan.canary, cfg.project, bus) if plan.canary else None
+    return bg.release_steps(t, sw, start, new_name, entry.kept, plan.rid, canary=canary)
 
 
 async def _durable_steps(cfg: Config, plan: Plan, t: rc.Target,

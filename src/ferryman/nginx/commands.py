@@ -51,3 +51,22 @@ def old_workers() -> list[str]:
 
 def listening(port: int) -> list[str]:
     return ["ss", "-Hltn", "(", "sport", "=", f":{port}", ")"]
+
+
+_SIZE = 'stat -c %s "$1" 2>/dev/null || echo 0'
+_FROM = '[ -e "$2" ] || exit 0; tail -c +"$1" -- "$2"'
+_CONTROL = '[ -e "$1" ] || exit 0; cat -- "$1"; rm -f -- "$1"'
+
+
+def file_size(path: str) -> list[str]:
+    return ["sh", "-c", _SIZE, "ferryman-size", path]
+
+
+def read_from(path: str, offset: int) -> list[str]:
+    """The file's bytes after the first `offset`."""
+    return ["sh", "-c", _FROM, "ferryman-tail", str(offset + 1), path]
+
+
+def take_control(path: str) -> list[str]:
+    """What `ferryman canary` asked (promote, abort), read once and removed."""
+    return ["sh", "-c", _CONTROL, "ferryman-control", path]
