@@ -8,16 +8,24 @@ nginx through a port the PROD host publishes on 127.0.0.1, while ferryman switch
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from labenv import ferryman
 
 from ferryman.lab.images import appserver_image
-from ferryman.lab.load import Load
+from ferryman.lab.load import Load, split
 from ferryman.lab.proxysite import Background, Site, started_site
 
 UPSTREAM_FILE = "/etc/nginx/conf.d/ferryman_web.conf"
@@ -32,8 +40,17 @@ def site(request: pytest.FixtureRequest,
         yield site
 
 
+def _ready(site: Site) -> Path:
+    """The site as the first test leaves it (each test can run alone): the upstream written
+    by proxy-upstream and named by the site."""
+    cfg = site.config()
+    if site.prod_sh(f"test -e {UPSTREAM_FILE} && echo yes", check=False).strip() != "yes":
+        assert ferryman(cfg, "proxy-upstream", "prod").code == 0
+        site.use_upstream()
+    return cfg
+
+
 def _version_served(url: str) -> str:
-    import httpx
     return httpx.get(url + "/", timeout=5).headers.get("x-app-version", "")
 
 
@@ -102,6 +119,7 @@ def test_setup_then_switches_under_load(site: Site) -> None:
 
 
 def test_unhealthy_new_side_never_takes_traffic(site: Site) -> None:
+    _ready(site)
     cfg = site.config(retries=4)
     before = site.prod_sh(f"cat {UPSTREAM_FILE}")
     live = _version_served(site.url)
@@ -120,12 +138,87 @@ def test_unhealthy_new_side_never_takes_traffic(site: Site) -> None:
     assert "ferryman-next" not in names
 
 
+def _generation(site: Site) -> str:
+    return site.prod_sh("curl -s -H 'Host: ferryman_web.generation.ferryman' "
+                        "http://127.0.0.1:18409/ferryman-generation", check=False).strip()
+
+
+def _wait_generation(site: Site, suffix: str, proc: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        gen = _generation(site)
+        if gen.endswith(suffix):
+            return gen
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.2)
+    raise AssertionError(f"nginx never served a generation ending {suffix}: {_generation(site)}")
+
+
+def _release(cfg: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "ferryman", "-c", str(cfg), "release",
+                             "test", "prod", "--yes", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+
+
+def _share(seen: dict[str, int], version: str) -> float:
+    return 100.0 * seen.get(version, 0) / sum(seen.values())
+
+
+def test_canary_steps_are_measured_then_promoted(site: Site) -> None:
+    cfg = _ready(site)
+    old = _version_served(site.url)
+    site.on_test("v6")
+    proc = _release(cfg, "--canary", "5,25,100", "--step", "20s")
+    try:
+        for weight in (5, 25):
+            gen = _wait_generation(site, f"-{weight}", proc)
+            seen = asyncio.run(split(site.url, 3000))
+            assert _generation(site) == gen, "the step changed while it was measured"
+            assert set(seen) == {old, "v6"}, seen
+            assert abs(_share(seen, "v6") - weight) <= 2, (weight, seen)
+        # A tester's header goes to the new side; a browser keeping its cookie stays put.
+        assert asyncio.run(split(site.url, 40, headers={"X-Canary": "1"})) == {"v6": 40}
+        assert len(asyncio.run(split(site.url, 40, sticky=True, concurrency=1))) == 1
+        told = ferryman(cfg, "canary", "prod", "promote")
+        assert told.code == 0, told.err
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "promoted by `ferryman canary ... promote`" in err
+    assert re.search(r"canary web on prod-1 5%: new \d+/\d+ 5xx", err), err
+    assert asyncio.run(split(site.url, 200)) == {"v6": 200}
+
+
+def test_canary_aborts_by_itself_on_5xx(site: Site) -> None:
+    cfg = _ready(site)
+    old = _version_served(site.url)
+    before = site.prod_sh(f"cat {UPSTREAM_FILE}")
+    site.on_test("v7", fail_pct=40)
+    proc = _release(cfg, "--canary", "25,100", "--step", "60s")
+    try:
+        _wait_generation(site, "-25", proc)
+        while proc.poll() is None:  # traffic until the canary gives up by itself
+            asyncio.run(split(site.url, 300))
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert re.search(r"canary of web on prod-1 aborted at 25%: new \d+/\d+ 5xx \(\d+\.\d%\), "
+                     r"old 0/\d+ 5xx \(0\.0%\)", err), err
+    assert site.prod_sh(f"cat {UPSTREAM_FILE}") == before
+    assert asyncio.run(split(site.url, 200)) == {old: 200}
+    assert "ferryman-next" not in site.prod_sh("docker ps -a --format '{{.Names}}'")
+
+
 def test_proxy_config_block_serves_through_the_real_nginx(site: Site) -> None:
     """proxy-config's server block, checked by the real `nginx -t` and then carrying real
     traffic: / to the blue-green service through its upstream, /api and /ws (WebSocket) to
     a plain service on its published port."""
-    import httpx
-    from websockets.sync.client import connect
+    _ready(site)
 
     api = appserver_image("api-v1")
     site.lab.load_image(site.prod, api)
@@ -153,6 +246,20 @@ def test_proxy_config_block_serves_through_the_real_nginx(site: Site) -> None:
     assert root.status_code == 200 and root.headers["x-app-version"] == live
     posted = httpx.post(site.url + "/api/orders", headers=host, content=b"x" * 1000, timeout=5)
     assert posted.text == "api-v1 got 1000 bytes\n"
-    ws_url = site.url.replace("http://", "ws://") + "/ws"
-    with connect(ws_url, additional_headers=host, open_timeout=5) as sock:
-        assert sock.recv(timeout=5) == "api-v1"
+    # The WebSocket handshake by hand: a client library sends its own Host header.
+    port = int(site.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET /ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        answer = b""
+        while not answer.endswith(b"\x81\x06api-v1"):  # the first text frame
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    assert answer.startswith(b"HTTP/1.1 101 "), answer
+    assert f"Sec-WebSocket-Accept: {accept}".encode() in answer
+    assert answer.endswith(b"\x81\x06api-v1"), answer  # a text frame from the api side

@@ -226,3 +226,39 @@ class Load:
             except (OSError, TimeoutError, ConnectionClosed) as exc:
                 self.results.ws.append(WsEvent(i, time.monotonic(), "error", str(exc)))
                 await asyncio.sleep(0.2)
+
+
+async def split(base: str, count: int, *, concurrency: int = 24,
+                headers: dict[str, str] | None = None, sticky: bool = False) -> dict[str, int]:
+    """Which version answers `count` GETs: each a new visitor (no cookie kept) unless
+    `sticky`, when one client keeps the cookies it is given, as a browser does."""
+    _loopback(base)
+    seen: dict[str, int] = {}
+    left = count
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            try:
+                r = await client.get(base.rstrip("/") + "/", headers=headers)
+                key = r.headers.get("x-app-version", "") if r.status_code == 200 else \
+                    f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+            if not sticky:
+                client.cookies.clear()
+            seen[key] = seen.get(key, 0) + 1
+
+    limits = httpx.Limits(max_connections=concurrency)
+    if sticky:
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            await worker(client)
+        return seen
+    clients = [httpx.AsyncClient(timeout=30) for _ in range(concurrency)]
+    try:
+        await asyncio.gather(*(worker(c) for c in clients))
+    finally:
+        for c in clients:
+            await c.aclose()
+    return seen
