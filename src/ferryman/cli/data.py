@@ -104,13 +104,18 @@ def _discover(cfg, env: str, json_out: bool) -> None:  # type: ignore[no-untyped
 def backups(
     ctx: typer.Context,
     env: str = typer.Argument(..., help="Environment."),
+    offsite: bool = typer.Option(False, "--offsite", help="The copies kept off-site "
+                                 "(data.offsite) instead."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """The backups kept on ENV's data host, oldest first."""
+    """The backups kept on ENV's data host (or off-site), oldest first."""
     cfg = load(ctx)
 
     async def go() -> list[ar.Manifest]:
         async with open_pool(cfg) as pool:
+            if offsite:
+                pool.env(env)
+                return await flow.list_copies(flow.vault(cfg, pool, env))
             return await flow.list_backups(flow.site(cfg, pool, env))
 
     found = execute(go)
@@ -132,6 +137,8 @@ def restore(
     bid: str = typer.Argument(None, metavar="ID", help="Backup id (see ferryman backups)."),
     from_file: Path = typer.Option(None, "--from-file", help="Upload a downloaded backup "
                                    "folder first, and restore it."),
+    from_offsite: bool = typer.Option(False, "--from-offsite", help="Bring ID back from its "
+                                      "off-site copy first (the data host lost its own)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
@@ -149,6 +156,13 @@ def restore(
                     raise BadInput("--from-file uploads: it cannot be a dry run")
                 confirm(cfg, env, f"upload {from_file} and restore it on {env}", yes)
                 wanted = await flow.upload(flow.site(cfg, pool, env), from_file)
+            elif from_offsite:
+                if dry_run:
+                    raise BadInput("--from-offsite copies the backup back: it cannot be a "
+                                   "dry run")
+                confirm(cfg, env, f"fetch off-site copy {bid} and restore it on {env}", yes)
+                await flow.fetch(flow.site(cfg, pool, env), flow.vault(cfg, pool, env), bid,
+                                 bus)
             elif not dry_run:
                 confirm(cfg, env, f"replace the data of {env} with backup {bid}", yes)
             outcome, _ = await flow.restore(cfg, pool, env, wanted, bus, dry_run)

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .backups import Offsite, Schedule, cross_issues
+
 # Error type used by our own validators; its message is the "expected ..." text verbatim.
 ISSUE_TYPE = "ferryman"
 ADDRESS_EXPECTED = "user@host[:port] or 'local'"
@@ -409,6 +411,7 @@ class Data(_Model):
     keep: int = Field(default=7, ge=1)
     # Also keep every backup younger than this many days (None: the newest `keep` only).
     keep_days: float | None = Field(default=None, gt=0)
+    offsite: Offsite | None = None  # copies kept on another environment's first host
 
 
 JSON_KEY_EXPECTED = "a dotted key path like base_url or ragflow.base_url"
@@ -440,6 +443,7 @@ class Config(_Model):
     data: Data | None = None
     guards: list[Guard] = []
     keep_releases: int = Field(default=3, ge=1)
+    schedules: dict[EnvName, Schedule] = {}  # environment -> what runs unattended
 
     # Set by the loader; private so they are neither YAML keys nor part of dumps.
     _source: str = PrivateAttr(default="")
@@ -651,6 +655,7 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                         f"an environment name: {_choices(envs)}",
                     )
                 )
+    issues.extend(CrossIssue(*issue) for issue in cross_issues(data))
     return issues
 
 

@@ -413,13 +413,30 @@ def parse_manifests(stdout: str) -> list[Manifest]:
     return sorted(out, key=lambda m: m.created)
 
 
+def failed_checks(checks: dict[str, dict[str, object]]) -> set[str]:
+    """Ids of the backups whose latest verify or drill failed: flagged, never counted."""
+    return {bid for bid, rec in checks.items() if rec.get("ok") is False}
+
+
 def beyond_retention(manifests: list[Manifest], keep: int, keep_days: float | None,
-                     now: datetime | None = None) -> list[Manifest]:
-    """Backups to remove: neither among the newest `keep` nor younger than `keep_days`."""
+                     now: datetime | None = None,
+                     checks: dict[str, dict[str, object]] | None = None) -> list[Manifest]:
+    """Backups to remove: neither among the newest `keep` nor younger than `keep_days`.
+
+    checks (backup id -> its latest check): a backup whose check failed is not counted among
+    the `keep` (it cannot be restored from), and stays, flagged, while a counted one older
+    than it is kept; the newest backup whose check passed is never removed."""
+    checks = checks or {}
+    failed = failed_checks(checks)
     newest = sorted(manifests, key=lambda m: m.created, reverse=True)
+    counted = [m for m in newest if m.id not in failed]
+    floor = counted[keep - 1].created if len(counted) >= keep else ""
+    verified = next((m.id for m in newest if checks.get(m.id, {}).get("ok") is True), None)
     now = now or datetime.now(UTC)
     out = []
-    for m in newest[keep:]:
+    for m in newest:
+        if m.id == verified or m in counted[:keep] or (m.id in failed and m.created >= floor):
+            continue
         try:
             age_days = (now - datetime.fromisoformat(m.created)).total_seconds() / 86400
         except ValueError:

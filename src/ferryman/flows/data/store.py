@@ -55,7 +55,8 @@ async def checked(s: Site, m: ar.Manifest, drill_too: bool) -> list[str]:
 
 
 async def prune(s: Site, bus: EventBus) -> list[str]:
-    old = ar.beyond_retention(await list_backups(s), s.data.keep, s.data.keep_days)
+    old = ar.beyond_retention(await list_backups(s), s.data.keep, s.data.keep_days,
+                              checks=await read_checks(s))
     for m in old:
         await s.host.run(remove([s.folder(m.id)]), timeout=300)
     if old:

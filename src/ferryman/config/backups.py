@@ -1,0 +1,76 @@
+"""The ferryman.yml keys of backups that run themselves: `schedules:` and `data.offsite`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from ..schedule import cron
+
+CRON_EXPECTED = ("a cron time: 5 fields (minute hour day-of-month month day-of-week, in UTC) "
+                 "like '30 2 * * *', or @daily, @weekly")
+
+
+def _cron(value: str) -> str:
+    try:
+        cron.parse(value)
+    except cron.CronError as exc:
+        raise PydanticCustomError("ferryman", f"{CRON_EXPECTED} ({exc})") from None
+    return value
+
+
+CronTime = Annotated[str, AfterValidator(_cron)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Schedule(_Model):
+    """What runs unattended for one environment (its key under `schedules`)."""
+
+    backup: CronTime | None = None  # a backup, verified (sha256 re-read) once written
+    verify: CronTime | None = None  # re-read the newest backup's sha256
+    drill: CronTime | None = None  # verify, and unpack into scratch and count
+    offsite: bool = False  # copy each scheduled backup to data.offsite, verified there
+
+    def jobs(self) -> dict[str, str]:
+        """job -> its cron time, for the jobs set."""
+        return {k: v for k, v in (("backup", self.backup), ("verify", self.verify),
+                                  ("drill", self.drill)) if v}
+
+
+class Offsite(_Model):
+    """Where copies of the backups go, away from the data host's disk: the first host of
+    another environment of this file (a NAS, the TEST server, a backup box)."""
+
+    env: Annotated[str, Field(min_length=1)]
+    dir: Annotated[str, Field(pattern=r"^/")] = "/var/lib/ferryman/offsite"
+    keep: int = Field(default=14, ge=1)
+
+
+def cross_issues(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], object, str]]:
+    """(location, value, expected) for keys of these sections naming what is not there."""
+    envs = data.get("environments") if isinstance(data.get("environments"), Mapping) else {}
+    assert isinstance(envs, Mapping)
+    names = ", ".join(sorted(map(str, envs))) or "(none defined)"
+    out: list[tuple[tuple[str | int, ...], object, str]] = []
+    schedules = data.get("schedules")
+    section = data.get("data") if isinstance(data.get("data"), Mapping) else {}
+    assert isinstance(section, Mapping)
+    offsite = section.get("offsite") if isinstance(section.get("offsite"), Mapping) else None
+    if isinstance(schedules, Mapping):
+        for env, sched in schedules.items():
+            if env not in envs:
+                out.append((("schedules", env, "[key]"), env, f"an environment name: {names}"))
+            if isinstance(sched, Mapping) and sched.get("offsite") is True and offsite is None:
+                out.append((("schedules", env, "offsite"), True,
+                            "data.offsite set (where the copies go)"))
+    if offsite is not None:
+        target = offsite.get("env")
+        if isinstance(target, str) and target not in envs:
+            out.append((("data", "offsite", "env"), target, f"an environment name: {names}"))
+    return out
