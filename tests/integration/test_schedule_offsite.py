@@ -1,0 +1,148 @@
+"""Scheduled backups on real hosts: `ferryman schedule run` passes, the environment lock,
+missed runs, off-site copies on a third host, retention at both places, and a restore from
+the off-site copy after PROD lost its own backups."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from labenv import Run, ferryman
+
+from ferryman.lab.demo import Demo, down, up
+from ferryman.schedule import cron
+
+BACKUPS = "/var/lib/ferryman/backups/shop"
+OFFSITE = "/srv/offsite/shop/prod"
+RUNS = "/var/lib/ferryman/shop/schedules.jsonl"
+DATA = """\
+data:
+  volumes: [shopdata]
+  paths: [/srv/shop/files]
+  stop: [web, shop-api]
+  keep: 2
+  offsite: {env: vault, dir: /srv/offsite, keep: 2}
+schedules:
+  prod: {backup: "0 3 * * *", drill: "0 4 * * 0", offsite: true}
+"""
+
+
+@pytest.fixture()
+def lab3(tmp_path: Path) -> Iterator[Demo]:
+    prefix = f"ferryman-pytest-sched-{uuid.uuid4().hex[:6]}"
+    made = up(tmp_path / "demo", prefix=prefix)
+    try:
+        (vault,) = made.lab.start(["vault"])
+        made.hosts["vault"] = vault
+        sh(made, "prod", "mkdir -p /srv/shop/files/sub && docker volume create shopdata >/dev/null"
+           " && head -c 200000 /dev/urandom > /srv/shop/files/a.bin"
+           " && echo deep > /srv/shop/files/sub/x.txt"
+           " && head -c 50000 /dev/urandom > /var/lib/docker/volumes/shopdata/_data/db")
+        env = (f"  vault:\n    hosts:\n      - name: vault-1\n"
+               f"        address: root@127.0.0.1:{vault.port}\n"
+               f"        identity_file: {made.lab.key_path}\n")
+        text = made.config.read_text().replace("services:\n", env + "services:\n", 1)
+        made.config.write_text(text + DATA)
+        yield made
+    finally:
+        down(tmp_path / "demo", prefix)
+
+
+def sh(d: Demo, role: str, script: str, check: bool = True) -> str:
+    return d.lab.sh(d.hosts[role], script, check=check)
+
+
+def cli(d: Demo, *args: str) -> Run:
+    return ferryman(d.config, *args)
+
+
+def tree(d: Demo) -> str:
+    return sh(d, "prod", "cd /var/lib/docker/volumes/shopdata/_data && find . -type f | sort | "
+              "xargs -r sha256sum; cd /srv/shop/files && find . -type f | sort | "
+              "xargs -r sha256sum")
+
+
+def passes(d: Demo) -> dict[str, dict]:
+    run = cli(d, "schedule", "run", "--json")
+    assert run.code == 0, run.err
+    return {j["job"]: j | {"err": run.err} for j in run.json()}
+
+
+def settle_backup_days_ago(d: Demo, days: int) -> None:
+    """Rewrites the backup runs on PROD as if the last one ran `days` fire times ago."""
+    fire = cron.parse("0 3 * * *").last_fire(datetime.now(UTC)) - timedelta(days=days)
+    lines = [json.loads(x) for x in sh(d, "prod", f"cat {RUNS}").splitlines()]
+    for rec in lines:
+        if rec["job"] == "backup":
+            rec["due"] = fire.isoformat()
+    d.lab.exec(d.hosts["prod"], ["sh", "-c", f"cat > {RUNS}"],
+               input="".join(json.dumps(r) + "\n" for r in lines).encode())
+
+
+def digests(d: Demo, role: str, folder: str) -> dict[str, str]:
+    out = sh(d, role, f"cd {folder} && sha256sum *")
+    return {name: digest for digest, name in (line.split() for line in out.splitlines())}
+
+
+def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo) -> None:
+    first = passes(lab3)
+    assert first["backup"]["result"] == "ok" and first["drill"]["result"] == "ok"
+    b1 = first["backup"]["id"]
+    assert first["drill"]["id"] == b1  # the drill checked the backup just made
+    assert "off-site" in first["drill"]["said"] and "match" in first["drill"]["said"]
+    # The copy on the third host holds the very bytes PROD holds, manifest included.
+    assert digests(lab3, "vault", f"{OFFSITE}/{b1}") == digests(lab3, "prod", f"{BACKUPS}/{b1}")
+    assert sh(lab3, "vault", f"ls -A {OFFSITE}") == f"{b1}\n"  # no .part left
+    # Nothing is due until the next fire time.
+    again = passes(lab3)
+    assert {j["result"] for j in again.values()} == {"not due"}
+
+    # Another run holds PROD's lock: the due backup is skipped, not run beside it.
+    settle_backup_days_ago(lab3, 3)
+    owner = {"owner": "ops@elsewhere", "since": "2026-01-01T00:00:00+00:00",
+             "command": "release prod v9", "token": "x", "machine": "elsewhere", "pid": 1}
+    lab3.lab.exec(lab3.hosts["prod"], ["sh", "-c", "mkdir -p /var/lib/ferryman/shop/lock && "
+                                       "cat > /var/lib/ferryman/shop/lock/owner.json"],
+                  input=json.dumps(owner).encode())
+    locked = passes(lab3)
+    assert locked["backup"]["result"] == "skipped", locked
+    assert "locked by ops@elsewhere" in locked["backup"]["said"]
+    assert len(cli(lab3, "backups", "prod", "--json").json()) == 1
+    sh(lab3, "prod", "rm -rf /var/lib/ferryman/shop/lock")
+
+    # The skipped run settled nothing: the next pass runs it once, and says what was missed.
+    second = passes(lab3)
+    assert second["backup"]["result"] == "ok" and second["backup"]["missed"] == 2
+    assert "missed 2 run(s)" in second["backup"]["err"]
+    status = cli(lab3, "schedule", "status", "--json")
+    assert status.code == 0, status.err
+    last = {r["job"]: r["last"] for r in status.json()}
+    assert last["backup"]["result"] == "ok" and last["backup"]["missed"] == 2
+    results = [json.loads(x)["result"] for x in sh(lab3, "prod", f"cat {RUNS}").splitlines()]
+    assert results == ["ok", "ok", "skipped", "ok"]  # backup, drill, skipped, backup
+
+    # A third backup: keep=2 at both places removes the first.
+    settle_backup_days_ago(lab3, 1)
+    before = tree(lab3)
+    third = passes(lab3)
+    b3 = third["backup"]["id"]
+    local = [m["id"] for m in cli(lab3, "backups", "prod", "--json").json()]
+    away = [m["id"] for m in cli(lab3, "backups", "prod", "--offsite", "--json").json()]
+    assert b1 not in local and b1 not in away and local[-1] == b3 and away == local
+
+    # PROD loses every backup; the off-site copy brings the data back.
+    sh(lab3, "prod", f"rm -rf {BACKUPS}/b*")
+    sh(lab3, "prod", "echo changed > /srv/shop/files/a.bin && rm -rf /srv/shop/files/sub && "
+       "echo 0 > /var/lib/docker/volumes/shopdata/_data/db")
+    assert tree(lab3) != before
+    gone = cli(lab3, "restore", "prod", b3, "--yes")
+    assert gone.code == 2 and f"no backup {b3}" in gone.err
+    back = cli(lab3, "restore", "prod", b3, "--from-offsite", "--yes")
+    assert back.code == 0, back.err
+    assert "fetched off-site copy" in back.err
+    assert tree(lab3) == before
+    assert cli(lab3, "backup", "verify", "prod", b3).code == 0
