@@ -4,6 +4,7 @@ the off-site copy after PROD lost its own backups."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,11 @@ from pathlib import Path
 import pytest
 from labenv import Run, ferryman
 
+from ferryman.config import load_config
 from ferryman.lab.demo import Demo, down, up
 from ferryman.schedule import cron
+from ferryman.web import scheduler
+from ferryman.web.runs import Launcher
 
 BACKUPS = "/var/lib/ferryman/backups/shop"
 OFFSITE = "/srv/offsite/shop/prod"
@@ -88,7 +92,8 @@ def digests(d: Demo, role: str, folder: str) -> dict[str, str]:
     return {name: digest for digest, name in (line.split() for line in out.splitlines())}
 
 
-def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo) -> None:
+def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo,
+                                                               tmp_path: Path) -> None:
     first = passes(lab3)
     assert first["backup"]["result"] == "ok" and first["drill"]["result"] == "ok"
     b1 = first["backup"]["id"]
@@ -146,3 +151,19 @@ def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo) -> N
     assert "fetched off-site copy" in back.err
     assert tree(lab3) == before
     assert cli(lab3, "backup", "verify", "prod", b3).code == 0
+
+    # The dashboard's minute runs the same pass, as a dashboard run by "schedule".
+    settle_backup_days_ago(lab3, 1)
+
+    async def minute() -> str | None:
+        cfg = load_config(lab3.config)
+        launcher = Launcher(tmp_path / "runs", lambda: cfg)
+        started = await scheduler.tick(lambda: cfg, launcher)
+        await asyncio.gather(*launcher.tasks)
+        return started
+
+    assert asyncio.run(minute()) is not None
+    last = json.loads(sh(lab3, "prod", f"tail -n 1 {RUNS}"))
+    assert last["job"] == "backup" and last["result"] == "ok", last
+    assert last["who"].startswith("schedule (web"), last
+    assert asyncio.run(minute()) is None  # nothing due any more
