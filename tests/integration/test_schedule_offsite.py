@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from labenv import Run, ferryman
 
 from ferryman.config import load_config
 from ferryman.lab.demo import Demo, down, up
+from ferryman.lab.images import ensure_db_image
 from ferryman.schedule import cron
 from ferryman.web import scheduler
 from ferryman.web.runs import Launcher
@@ -35,9 +37,12 @@ schedules:
 """
 
 
-@pytest.fixture()
-def lab3(tmp_path: Path) -> Iterator[Demo]:
+@pytest.fixture(scope="module")
+def lab3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """TEST, PROD and VAULT (the off-site host). Each test writes its own config (base.yml
+    plus its data section) and keeps its backups in its own folders."""
     prefix = f"ferryman-pytest-sched-{uuid.uuid4().hex[:6]}"
+    tmp_path = tmp_path_factory.mktemp("sched")
     made = up(tmp_path / "demo", prefix=prefix)
     try:
         (vault,) = made.lab.start(["vault"])
@@ -50,10 +55,14 @@ def lab3(tmp_path: Path) -> Iterator[Demo]:
                f"        address: root@127.0.0.1:{vault.port}\n"
                f"        identity_file: {made.lab.key_path}\n")
         text = made.config.read_text().replace("services:\n", env + "services:\n", 1)
-        made.config.write_text(text + DATA)
+        (made.config.parent / "base.yml").write_text(text)
         yield made
     finally:
         down(tmp_path / "demo", prefix)
+
+
+def configure(d: Demo, data: str) -> None:
+    d.config.write_text((d.config.parent / "base.yml").read_text() + data)
 
 
 def sh(d: Demo, role: str, script: str, check: bool = True) -> str:
@@ -94,6 +103,7 @@ def digests(d: Demo, role: str, folder: str) -> dict[str, str]:
 
 def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo,
                                                                tmp_path: Path) -> None:
+    configure(lab3, DATA)
     first = passes(lab3)
     assert first["backup"]["result"] == "ok" and first["drill"]["result"] == "ok"
     b1 = first["backup"]["id"]
@@ -167,3 +177,47 @@ def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo,
     assert last["job"] == "backup" and last["result"] == "ok", last
     assert last["who"].startswith("schedule (web"), last
     assert asyncio.run(minute()) is None  # nothing due any more
+
+
+REDIS = """\
+data:
+  dumps:
+    - {container: cache, engine: redis}
+  backup_dir: /var/lib/ferryman/redis-backups
+"""
+
+
+def wait_for(d: Demo, role: str, script: str, want: str) -> None:
+    for _ in range(120):
+        if sh(d, role, script + " 2>/dev/null", check=False).strip() == want:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{script} never printed {want}")
+
+
+def test_redis_is_dumped_while_it_serves_and_loaded_back(lab3: Demo) -> None:
+    configure(lab3, REDIS)
+    lab3.lab.load_image(lab3.hosts["test"], ensure_db_image())
+    sh(lab3, "test", f"docker run -d --name cache --restart unless-stopped {ensure_db_image()} "
+       "redis >/dev/null")
+    cli_ = "docker exec -i cache redis-cli"
+    wait_for(lab3, "test", f"{cli_} PING", "PONG")
+    sh(lab3, "test", f"seq 1 1000 | sed 's/.*/SET key& value&/' | {cli_} >/dev/null")
+    started = sh(lab3, "test", "docker inspect --format '{{.State.StartedAt}}' cache")
+    before = sh(lab3, "test", f"{cli_} LASTSAVE")
+    run = cli(lab3, "backup", "test")
+    assert run.code == 0, run.err
+    (m,) = cli(lab3, "backups", "test", "--json").json()
+    (item,) = m["items"]
+    assert item["engine"] == "redis" and item["bytes"] > 1000
+    # Dumped by BGSAVE while it kept serving: never restarted, and a save happened.
+    assert sh(lab3, "test", "docker inspect --format '{{.State.StartedAt}}' cache") == started
+    assert int(sh(lab3, "test", f"{cli_} LASTSAVE")) > int(before)
+    assert cli(lab3, "backup", "verify", "test", m["id"], "--drill").code == 0
+
+    sh(lab3, "test", f"{cli_} FLUSHALL >/dev/null && {cli_} SET intruder 1 >/dev/null")
+    back = cli(lab3, "restore", "test", m["id"], "--yes")
+    assert back.code == 0, back.err
+    assert sh(lab3, "test", f"{cli_} DBSIZE").strip() == "1000"
+    assert sh(lab3, "test", f"{cli_} GET key500").strip() == "value500"
+    assert sh(lab3, "test", f"{cli_} EXISTS intruder").strip() == "0"

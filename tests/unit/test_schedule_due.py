@@ -169,3 +169,22 @@ def test_bad_schedule_keys_are_named(tmp_path: Path, extra: str, key: str, words
     found = [i for i in info.value.issues if i.key == key]
     assert found, [str(i) for i in info.value.issues]
     assert words in str(found[0])
+
+
+def test_redis_dump_and_load_argv() -> None:
+    item = ar.Item("dump", "cache/all", engine="redis")
+    dump = ar.dump_command(item)
+    assert dump[:5] == ["docker", "exec", "cache", "sh", "-c"]
+    assert dump[6] == "ferryman-redis-dump" and "BGSAVE" in dump[5] and "LASTSAVE" in dump[5]
+    load = ar.load_command(item)
+    assert load[0:2] == ["sh", "-c"] and load[3:] == ["ferryman-redis-load", "cache"]
+    assert "docker stop" in load[2] and "appendonly" in load[2]
+    assert ar.archive_name(item, "zstd") == "dump-cache_all.redis.zst"
+
+
+def test_redis_needs_no_database_the_others_do(tmp_path: Path) -> None:
+    cfg = load(tmp_path, "data:\n  dumps: [{container: cache, engine: redis}]\n")
+    assert cfg.data.dumps[0].name == "cache/all"
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "data:\n  dumps: [{container: pg, engine: postgres}]\n")
+    assert "a database name for engine postgres" in str(info.value)

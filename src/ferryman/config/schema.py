@@ -390,15 +390,22 @@ class Dump(_Model):
     """A database dumped inside its running container instead of stopping it."""
 
     container: DockerName
-    engine: Literal["postgres", "mysql"]
-    database: NonEmpty
+    engine: Literal["postgres", "mysql", "redis"]
+    # postgres, mysql: required; redis: the whole instance is dumped (BGSAVE), none given.
+    database: NonEmpty | None = None
     # postgres: the role pg_dump connects as (run as OS user `postgres` in the container);
     # mysql: the user mysqldump connects as, with the container's MYSQL_ROOT_PASSWORD if set.
     user: NonEmpty | None = None
 
+    @model_validator(mode="after")
+    def _database(self) -> Dump:
+        if self.engine != "redis" and self.database is None:
+            raise _fail(f"a database name for engine {self.engine}")
+        return self
+
     @property
     def name(self) -> str:
-        return f"{self.container}/{self.database}"
+        return f"{self.container}/{self.database or 'all'}"
 
 
 class Data(_Model):

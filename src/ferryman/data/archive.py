@@ -187,6 +187,54 @@ _MYSQL_AUTH = (
     'u=$1 db=$2; shift 2; exec "$@" -u"$u" ${MYSQL_ROOT_PASSWORD:+-p"$MYSQL_ROOT_PASSWORD"} "$db"'
 )
 
+# Redis, consistent while it keeps serving: BGSAVE forks a snapshot; the dump is complete
+# once LASTSAVE moves past the second it read before (a save in the same second would not
+# move it: wait for the next second first) and the save says ok. Then the file is read.
+# Runs inside the container; the container's REDISCLI_AUTH, if set, signs redis-cli in.
+_REDIS_DUMP = r'''
+set -u
+before=$(redis-cli LASTSAVE) || exit 1
+while [ "$(date +%s)" -le "$before" ]; do sleep 0.2; done
+redis-cli BGSAVE >&2 || exit 1
+i=0
+while [ "$(redis-cli LASTSAVE)" = "$before" ]; do
+  i=$((i+1)); [ $i -le 3000 ] || { echo "BGSAVE did not finish in 10 minutes" >&2; exit 1; }
+  sleep 0.2
+done
+redis-cli INFO persistence | grep -q '^rdb_last_bgsave_status:ok' \
+  || { echo "BGSAVE failed: $(redis-cli INFO persistence | grep bgsave_status)" >&2; exit 1; }
+dir=$(redis-cli CONFIG GET dir | sed -n 2p) file=$(redis-cli CONFIG GET dbfilename | sed -n 2p)
+exec cat -- "$dir/$file"
+'''
+
+# Put a Redis dump back (stdin, on the host): Redis reads its dump only when it starts, so the
+# container is stopped (docker stop: no restart policy fights it), the file copied in over the
+# one it saved on the way down, and the container started and asked for PONG. An append-only
+# file would win over the dump at start: refused.
+_REDIS_LOAD = r'''
+set -u
+c=$1
+cli() { docker exec "$c" redis-cli "$@"; }
+aof=$(cli CONFIG GET appendonly | sed -n 2p) || exit 1
+if [ "$aof" != no ]; then
+  echo "$c has appendonly $aof: Redis would load its AOF, not the dump" >&2; exit 1
+fi
+dir=$(cli CONFIG GET dir | sed -n 2p) file=$(cli CONFIG GET dbfilename | sed -n 2p)
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/$file" || exit 1
+[ -s "$tmp/$file" ] || { echo "the dump is empty" >&2; exit 1; }
+chmod 644 "$tmp/$file"
+docker stop "$c" >/dev/null || exit 1
+docker cp "$tmp/$file" "$c:$dir/$file" || { docker start "$c" >/dev/null; exit 1; }
+docker start "$c" >/dev/null || exit 1
+i=0
+until [ "$(cli PING 2>/dev/null)" = PONG ]; do
+  i=$((i+1)); [ $i -le 300 ] || { echo "$c did not answer PING after the load" >&2; exit 1; }
+  sleep 0.2
+done
+'''
+
 
 @dataclass
 class Item:
@@ -197,7 +245,7 @@ class Item:
     bytes: int = 0
     sha256: str = ""
     archive_bytes: int = 0
-    engine: str = ""  # dumps: postgres | mysql
+    engine: str = ""  # dumps: postgres | mysql | redis
     user: str = ""
 
     @property
@@ -262,6 +310,8 @@ def archive_name(item: Item, compression: str) -> str:
 
 
 def dump_command(item: Item) -> list[str]:
+    if item.engine == "redis":
+        return dc.exec_in(item.container, ["sh", "-c", _REDIS_DUMP, "ferryman-redis-dump"])
     if item.engine == "postgres":
         return dc.exec_in(item.container, ["pg_dump", "-U", item.user or "postgres", "-Fc",
                                            item.database], user="postgres")
@@ -271,6 +321,8 @@ def dump_command(item: Item) -> list[str]:
 
 
 def load_command(item: Item) -> list[str]:
+    if item.engine == "redis":  # runs on the host: the container is restarted
+        return ["sh", "-c", _REDIS_LOAD, "ferryman-redis-load", item.container]
     if item.engine == "postgres":
         # One transaction: a restore that fails midway leaves the database as it was.
         return dc.exec_in(item.container, ["pg_restore", "-U", item.user or "postgres",
