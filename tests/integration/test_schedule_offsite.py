@@ -195,9 +195,17 @@ def wait_for(d: Demo, role: str, script: str, want: str) -> None:
     raise AssertionError(f"{script} never printed {want}")
 
 
+def db_image_on(d: Demo, role: str) -> str:
+    image = ensure_db_image()
+    if sh(d, role, f"docker image inspect {image} >/dev/null 2>&1 && echo yes",
+          check=False).strip() != "yes":
+        d.lab.load_image(d.hosts[role], image)
+    return image
+
+
 def test_redis_is_dumped_while_it_serves_and_loaded_back(lab3: Demo) -> None:
     configure(lab3, REDIS)
-    lab3.lab.load_image(lab3.hosts["test"], ensure_db_image())
+    db_image_on(lab3, "test")
     sh(lab3, "test", f"docker run -d --name cache --restart unless-stopped {ensure_db_image()} "
        "redis >/dev/null")
     cli_ = "docker exec -i cache redis-cli"
@@ -221,3 +229,75 @@ def test_redis_is_dumped_while_it_serves_and_loaded_back(lab3: Demo) -> None:
     assert sh(lab3, "test", f"{cli_} DBSIZE").strip() == "1000"
     assert sh(lab3, "test", f"{cli_} GET key500").strip() == "value500"
     assert sh(lab3, "test", f"{cli_} EXISTS intruder").strip() == "0"
+
+
+MASKED = """\
+data:
+  dumps:
+    - container: pg
+      engine: postgres
+      database: shop
+      mask:
+        - UPDATE users SET email = 'user' || id || '@example.invalid'
+        - {rule}
+  backup_dir: /var/lib/ferryman/masked-backups
+"""
+PSQL = "docker exec -u postgres pg psql -tAq -d shop -c"
+
+
+def test_masked_copy_leaves_no_original_email(lab3: Demo) -> None:
+    """TEST plays STAGING here: policy masked, fed from PROD's PostgreSQL."""
+    for role in ("prod", "test"):
+        sh(lab3, role, f"docker run -d --name pg {db_image_on(lab3, role)} postgres >/dev/null")
+        wait_for(lab3, role, "docker exec -u postgres pg psql -tAq -c 'select 1'", "1")
+        sh(lab3, role, "docker exec -u postgres pg createdb shop")
+    sh(lab3, "prod", f"{PSQL} \"create table users(id int primary key, email text, name text); "
+       "insert into users select n, 'customer' || n || '@shop.example', 'name ' || n "
+       "from generate_series(1, 500) n\"")
+    sh(lab3, "test", f"{PSQL} \"create table users(id int primary key, email text, name text); "
+       "insert into users values (1, 'tester@staging.example', 'staging')\"")
+    staging = "policy:\n      masked: true\n"
+    base = (lab3.config.parent / "base.yml").read_text()
+
+    def config(rule: str) -> None:
+        lab3.config.write_text(base.replace("  prod:\n", f"    {staging}  prod:\n", 1)
+                               + MASKED.format(rule=rule))
+
+    config("UPDATE users SET name = 'someone'")
+    unmasked = cli(lab3, "sync-data", "prod", "test", "--yes")
+    assert unmasked.code == 2 and "takes masked data only" in unmasked.err, unmasked.err
+
+    # A rule that fails: the apply swaps back, TEST keeps its own data.
+    config("UPDATE no_such_table SET x = 1")
+    bad = cli(lab3, "sync-data", "prod", "test", "--mask", "--yes")
+    assert bad.code == 1, bad.err
+    assert "FAILED step" in bad.err and "mask pg/shop on test-1" in bad.err
+    assert "no_such_table" in bad.err
+    assert sh(lab3, "test", f"{PSQL} 'select email from users'").split() == [
+        "tester@staging.example"]
+    assert sh(lab3, "test", "ls /var/lib/ferryman/masked-backups/shop/ | grep '^b' || true") == ""
+
+    config("UPDATE users SET name = 'someone'")
+    good = cli(lab3, "sync-data", "prod", "test", "--mask", "--yes")
+    assert good.code == 0, good.err
+    assert sh(lab3, "test", f"{PSQL} 'select count(*) from users'").strip() == "500"
+    assert sh(lab3, "test", f"{PSQL} \"select count(*) from users where email like "
+              "'%shop.example%' or name like 'name %'\"").strip() == "0"
+    assert sh(lab3, "test", f"{PSQL} \"select email from users where id = 7\"").strip() == \
+        "user7@example.invalid"
+    # The copy kept on TEST: masked, and its manifest says by which rules.
+    (copy,) = [m for m in cli(lab3, "backups", "test", "--json").json() if m["kind"] == "sync"]
+    assert copy["masked"]["pg/shop"][0].startswith("UPDATE users SET email")
+    text = sh(lab3, "test", f"for f in /var/lib/ferryman/masked-backups/shop/{copy['id']}/dump-*; "
+              "do case $f in *.zst) zstd -dc $f;; *.gz) gzip -dc $f;; esac; done | "
+              "docker exec -i -u postgres pg pg_restore -f - | grep -c shop.example",
+              check=False)
+    assert text.strip() == "0"
+    assert cli(lab3, "backup", "verify", "test", copy["id"]).code == 0
+    # An unmasked backup of PROD is refused on TEST by restore too, before it is uploaded.
+    got = cli(lab3, "backup", "prod", "--download", str(lab3.config.parent / "copies"))
+    assert got.code == 0, got.err
+    (folder,) = (lab3.config.parent / "copies").iterdir()
+    refused = cli(lab3, "restore", "test", "--from-file", str(folder), "--yes")
+    assert refused.code == 2 and "not masked" in refused.err, refused.err
+    assert folder.name not in sh(lab3, "test", "ls /var/lib/ferryman/masked-backups/shop/")

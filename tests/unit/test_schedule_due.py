@@ -188,3 +188,50 @@ def test_redis_needs_no_database_the_others_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, "data:\n  dumps: [{container: pg, engine: postgres}]\n")
     assert "a database name for engine postgres" in str(info.value)
+
+
+def test_mask_sql_and_argv_per_engine() -> None:
+    pg = ar.Item("dump", "pg/shop", engine="postgres", user="app")
+    assert ar.mask_command(pg) == ["docker", "exec", "-i", "-u", "postgres", "pg", "psql", "-U",
+                                   "app", "-d", "shop", "-v", "ON_ERROR_STOP=1",
+                                   "--single-transaction", "-q", "-f", "-"]
+    assert ar.mask_sql(pg, ["UPDATE u SET e = 'x';", " DELETE FROM s "]) == \
+        b"UPDATE u SET e = 'x';\nDELETE FROM s;\n"
+    my = ar.Item("dump", "maria/shop", engine="mysql")
+    assert ar.mask_command(my)[-3:] == ["root", "shop", "mysql"]
+    assert ar.mask_sql(my, ["UPDATE u SET e = 'x'"]) == (
+        b"SET autocommit=0;\nSTART TRANSACTION;\nUPDATE u SET e = 'x';\nCOMMIT;\n")
+    with pytest.raises(ValueError):
+        ar.mask_command(ar.Item("dump", "cache/all", engine="redis"))
+
+
+MASK = """\
+data:
+  dumps:
+    - {container: pg, engine: postgres, database: shop, mask: ["UPDATE u SET e = 'x'"]}
+    - {container: maria, engine: mysql, database: shop}
+"""
+
+
+def test_mask_rules_are_required_where_the_policy_says_masked(tmp_path: Path) -> None:
+    from ferryman.errors import BadInput
+    from ferryman.flows.data.mask import refuse_unmasked, rules_for
+
+    path = tmp_path / "ferryman.yml"
+    path.write_text(CONFIG.replace("root@10.0.0.2}]", "root@10.0.0.2}]\n    policy: "
+                                   "{masked: true}") + MASK)
+    cfg = load_config(path, {})
+    with pytest.raises(BadInput, match="takes masked data only"):
+        rules_for(cfg, "vault", False)
+    with pytest.raises(BadInput, match=r"data.dumps\[1\] \(maria/shop\) has no mask rules"):
+        rules_for(cfg, "vault", True)
+    assert rules_for(cfg, "prod", False) == {}
+    m = ar.Manifest("b1", "p", "prod", "h", "", "zstd", "",
+                    items=[ar.Item("dump", "pg/shop", engine="postgres")])
+    with pytest.raises(BadInput, match="not masked"):
+        refuse_unmasked(cfg, "vault", m)
+    m.masked = {"pg/shop": ["UPDATE u SET e = 'x'"]}
+    refuse_unmasked(cfg, "vault", m)  # masked: taken
+    refuse_unmasked(cfg, "prod", ar.Manifest("b2", "p", "vault", "h", "", "zstd", ""))
+    with pytest.raises(ConfigError, match="no mask rules for redis"):
+        load(tmp_path, "data:\n  dumps: [{container: c, engine: redis, mask: [x]}]\n")

@@ -175,6 +175,8 @@ def sync_data(
     ctx: typer.Context,
     src: str = typer.Argument(..., metavar="FROM", help="Environment whose data to take."),
     dst: str = typer.Argument(..., metavar="TO", help="Environment whose data to replace."),
+    mask: bool = typer.Option(False, "--mask", help="Run each dump's mask rules on TO before "
+                              "its services start (required where TO's policy is masked)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
@@ -186,9 +188,10 @@ def sync_data(
         async with open_pool(cfg, bus) as pool:
             pool.env(src)
             pool.env(dst)
+            flow.rules_for(cfg, dst, mask)  # refused before any question
             if not dry_run:
                 confirm(cfg, dst, f"replace the data of {dst} with a snapshot of {src}", yes)
-            outcome, _ = await flow.sync(cfg, pool, src, dst, bus, dry_run)
+            outcome, _ = await flow.sync(cfg, pool, src, dst, bus, dry_run, mask)
             return outcome.exit_code
 
     exit_with(run_logged(go, logs))

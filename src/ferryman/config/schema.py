@@ -267,6 +267,7 @@ class Policy(_Model):
     # released there and healthy (for at least `soak`, when set).
     accepts_from: list[EnvName] | None = None
     soak: Duration | None = None
+    masked: bool = False  # takes only masked copies of other environments' data (--mask)
 
     def allows(self, tag: str) -> bool:
         return not self.allowed_tags or any(fnmatchcase(tag, p) for p in self.allowed_tags)
@@ -396,11 +397,15 @@ class Dump(_Model):
     # postgres: the role pg_dump connects as (run as OS user `postgres` in the container);
     # mysql: the user mysqldump connects as, with the container's MYSQL_ROOT_PASSWORD if set.
     user: NonEmpty | None = None
+    # SQL run on a copy of this database before a masked copy's services start (--mask)
+    mask: list[NonEmpty] = []
 
     @model_validator(mode="after")
     def _database(self) -> Dump:
         if self.engine != "redis" and self.database is None:
             raise _fail(f"a database name for engine {self.engine}")
+        if self.engine == "redis" and self.mask:
+            raise _fail("no mask rules for redis (masking runs SQL)")
         return self
 
     @property

@@ -278,6 +278,8 @@ class Manifest:
     snapshot_started: str = ""  # host clock, around the archiving
     snapshot_ended: str = ""
     source: str = ""  # for a sync: env/host/id it came from
+    # dump name -> the masking rules run on it before this copy's archive was taken again
+    masked: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
@@ -332,6 +334,28 @@ def load_command(item: Item) -> list[str]:
     return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-load",
                                        item.user or "root", item.database, "mysql"],
                       interactive=True)
+
+
+def mask_command(item: Item) -> list[str]:
+    """Runs the SQL on stdin in item's database, all or nothing, stopping at the first error."""
+    if item.engine == "postgres":
+        return dc.exec_in(item.container, ["psql", "-U", item.user or "postgres", "-d",
+                                           item.database, "-v", "ON_ERROR_STOP=1",
+                                           "--single-transaction", "-q", "-f", "-"],
+                          user="postgres", interactive=True)
+    if item.engine == "mysql":
+        return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-mask",
+                                           item.user or "root", item.database, "mysql"],
+                          interactive=True)
+    raise ValueError(f"{item.engine} has no SQL to mask with")
+
+
+def mask_sql(item: Item, rules: list[str]) -> bytes:
+    """The rules as one script for mask_command: fed on stdin, never pasted into a shell."""
+    body = "".join(r.strip().rstrip(";") + ";\n" for r in rules)
+    if item.engine == "mysql":  # the mysql client stops at the first error; nothing commits
+        body = f"SET autocommit=0;\nSTART TRANSACTION;\n{body}COMMIT;\n"
+    return body.encode()
 
 
 def dump(item: Item, out: str, compression: str) -> list[str]:

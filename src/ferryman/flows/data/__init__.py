@@ -12,6 +12,7 @@ on a host.
 """
 
 from .apply import restore
+from .mask import rules_for
 from .offsite import Vault, fetch, list_copies, vault
 from .plan import DataState
 from .quiesce import Quiesce
@@ -34,6 +35,6 @@ from .verify import drill, verify_archives
 __all__ = [
     "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "Vault", "backup", "checked",
     "discover", "download", "drill", "fetch", "list_backups", "list_copies", "live_folders",
-    "prune", "read_checks", "read_manifest", "restore", "site", "sync", "upload", "vault",
-    "verify_archives", "wanted_items",
+    "prune", "read_checks", "read_manifest", "restore", "rules_for", "site", "sync", "upload",
+    "vault", "verify_archives", "wanted_items",
 ]
