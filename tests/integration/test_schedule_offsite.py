@@ -18,6 +18,7 @@ from labenv import Run, ferryman
 from ferryman.config import load_config
 from ferryman.lab.demo import Demo, down, up
 from ferryman.lab.images import ensure_db_image
+from ferryman.lab.trust import trust
 from ferryman.schedule import cron
 from ferryman.web import scheduler
 from ferryman.web.runs import Launcher
@@ -301,3 +302,48 @@ def test_masked_copy_leaves_no_original_email(lab3: Demo) -> None:
     refused = cli(lab3, "restore", "test", "--from-file", str(folder), "--yes")
     assert refused.code == 2 and "not masked" in refused.err, refused.err
     assert folder.name not in sh(lab3, "test", "ls /var/lib/ferryman/masked-backups/shop/")
+
+
+RESTIC = """\
+data:
+  volumes: [shopdata]
+  paths: [/srv/shop/files]
+  stop: [web, shop-api]
+  restic:
+    repository: "sftp:vault:/srv/restic/shop"
+    password_file: /root/restic.pass
+    check_subset: 1/1
+"""
+
+
+def test_restic_backs_up_folders_to_the_vault_and_restores_them(lab3: Demo) -> None:
+    configure(lab3, RESTIC)
+    trust(lab3.lab, lab3.hosts["prod"], lab3.hosts["vault"], "vault")
+    sh(lab3, "prod", "echo not-a-real-secret > /root/restic.pass")
+    before = tree(lab3)
+    first = cli(lab3, "backup", "prod")
+    assert first.code == 0, first.err
+    assert "restic snapshot" in first.err
+    (snap,) = cli(lab3, "backups", "prod", "--json").json()
+    assert snap["kind"] == "restic" and "/srv/shop/files" in snap["source"]
+    # The repository lies on the vault, as restic's own files.
+    assert sh(lab3, "vault", "ls /srv/restic/shop").split() == [
+        "config", "data", "index", "keys", "locks", "snapshots"]
+    checked = cli(lab3, "backup", "verify", "prod", snap["id"])
+    assert checked.code == 0, checked.err
+    assert "read-data-subset=1/1: no errors" in checked.out
+
+    sh(lab3, "prod", "echo changed > /srv/shop/files/a.bin && rm -rf /srv/shop/files/sub && "
+       "echo 1 > /var/lib/docker/volumes/shopdata/_data/new")
+    assert tree(lab3) != before
+    back = cli(lab3, "restore", "prod", snap["id"], "--yes")
+    assert back.code == 0, back.err
+    assert tree(lab3) == before
+    assert sh(lab3, "prod", "ls -d /srv/shop/files.ferryman-* "
+              "/var/lib/docker/volumes/shopdata/_data.ferryman-* 2>/dev/null || true") == ""
+    assert "safety snapshot" in back.err
+    # A damaged pack is found by the check.
+    sh(lab3, "vault", "for f in $(find /srv/restic/shop/data -type f); do "
+       "printf XXXX | dd of=$f bs=1 seek=50 conv=notrunc 2>/dev/null; done")
+    bad = cli(lab3, "backup", "verify", "prod", snap["id"])
+    assert bad.code != 0

@@ -235,3 +235,26 @@ def test_mask_rules_are_required_where_the_policy_says_masked(tmp_path: Path) ->
     refuse_unmasked(cfg, "prod", ar.Manifest("b2", "p", "vault", "h", "", "zstd", ""))
     with pytest.raises(ConfigError, match="no mask rules for redis"):
         load(tmp_path, "data:\n  dumps: [{container: c, engine: redis, mask: [x]}]\n")
+
+
+def test_restic_argv_and_summary() -> None:
+    from ferryman.config.backups import Restic
+    from ferryman.data import restic as rc
+
+    r = Restic(repository="sftp:vault:/srv/r", password_file="/root/p", keep=3,
+               check_subset="10%")
+    assert rc.backup(r, "prod", "b1", ["/srv/a b"]) == [
+        "restic", "-r", "sftp:vault:/srv/r", "--password-file", "/root/p", "backup", "--json",
+        "--host", "prod", "--tag", "ferryman", "--tag", "b1", "/srv/a b"]
+    assert rc.check(r)[-2:] == ["check", "--read-data-subset=10%"]
+    assert rc.forget(r, "prod")[-8:] == ["forget", "--host", "prod", "--tag", "ferryman",
+                                         "--keep-last", "3", "--prune"]
+    assert rc.init(r)[3:5] == ["ferryman-restic-init", "restic"]
+    with_port = Restic(repository="sftp:x:/r", password_file="/p", sftp_command="ssh -p 2 x")
+    assert rc.base(with_port)[-2:] == ["-o", "sftp.command=ssh -p 2 x"]
+    out = ('{"message_type":"status"}\n{"message_type":"summary","snapshot_id":"abc",'
+           '"total_files_processed":4,"total_bytes_processed":100,"data_added":7}\n')
+    assert rc.Summary.parse(out) == rc.Summary("abc", 4, 100, 7)
+    snaps = rc.parse_snapshots('[{"id":"abcdef0123","short_id":"abcdef01","time":"2026-12-01",'
+                               '"tags":["ferryman","b1"],"paths":["/srv/a"]}]')
+    assert snaps == [rc.Snapshot("abcdef01", "2026-12-01", "b1", ["/srv/a"])]

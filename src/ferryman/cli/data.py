@@ -11,6 +11,7 @@ from rich.table import Table
 from ..data import archive as ar
 from ..errors import EXIT_BAD_INPUT, BadInput
 from ..flows import data as flow
+from ..flows.data import restic
 from ..hosts import open_pool
 from .common import (
     confirm,
@@ -55,6 +56,13 @@ def backup(
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
+            if cfg.data and cfg.data.restic:
+                done, took = await restic.backup(cfg, pool, env, bus, dry_run)
+                if took is not None:
+                    err_console.print(f"restic snapshot {took.snapshot}: {took.files} files, "
+                                      f"{human_bytes(took.bytes)} read, "
+                                      f"{human_bytes(took.added)} new", highlight=False)
+                return done.exit_code
             outcome, m = await flow.backup(cfg, pool, env, bus, dry_run)
             if outcome.ok and m is not None:
                 err_console.print(f"backup {m.id} on {m.host}: {len(m.items)} item(s), "
@@ -71,6 +79,8 @@ def _verify(cfg, env: str, bid: str, drill: bool, json_out: bool) -> None:  # ty
     async def go() -> list[str]:
         async with open_pool(cfg) as pool:
             s = flow.site(cfg, pool, env)
+            if cfg.data and cfg.data.restic:
+                return [await restic.verify(s)]
             return await flow.checked(s, await flow.read_manifest(s, bid), drill)
 
     said = execute(go)
@@ -116,6 +126,10 @@ def backups(
             if offsite:
                 pool.env(env)
                 return await flow.list_copies(flow.vault(cfg, pool, env))
+            if cfg.data and cfg.data.restic:
+                return [ar.Manifest(x.bid, cfg.project, env, x.id, x.time, "restic", "",
+                                    kind="restic", source=" ".join(x.paths))
+                        for x in await restic.snapshots(flow.site(cfg, pool, env))]
             return await flow.list_backups(flow.site(cfg, pool, env))
 
     found = execute(go)
@@ -165,6 +179,8 @@ def restore(
                                  bus)
             elif not dry_run:
                 confirm(cfg, env, f"replace the data of {env} with backup {bid}", yes)
+            if cfg.data and cfg.data.restic:
+                return (await restic.restore(cfg, pool, env, wanted, bus, dry_run)).exit_code
             outcome, _ = await flow.restore(cfg, pool, env, wanted, bus, dry_run)
             return outcome.exit_code
 

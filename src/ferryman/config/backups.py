@@ -74,3 +74,16 @@ def cross_issues(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], o
         if isinstance(target, str) and target not in envs:
             out.append((("data", "offsite", "env"), target, f"an environment name: {names}"))
     return out
+
+
+class Restic(_Model):
+    """The restic engine: volumes and folders read as folders (restic dedupes them, where a
+    tar stream dedupes poorly) into a repository that restic on the data host reaches."""
+
+    # sftp:user@host:/path (the data host's own ssh client and keys), or any restic URL
+    repository: Annotated[str, Field(min_length=1)]
+    password_file: Annotated[str, Field(pattern=r"^/")]  # on the data host
+    keep: int = Field(default=14, ge=1)  # restic forget --keep-last
+    # restic check --read-data-subset: the share of the data read back as the verify
+    check_subset: Annotated[str, Field(pattern=r"^(\d+(\.\d+)?%|\d+/\d+)$")] = "5%"
+    sftp_command: str | None = None  # restic -o sftp.command=... (a port, a key)

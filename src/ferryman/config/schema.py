@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .backups import Offsite, Schedule, cross_issues
+from .backups import Offsite, Restic, Schedule, cross_issues
 
 # Error type used by our own validators; its message is the "expected ..." text verbatim.
 ISSUE_TYPE = "ferryman"
@@ -424,6 +424,7 @@ class Data(_Model):
     # Also keep every backup younger than this many days (None: the newest `keep` only).
     keep_days: float | None = Field(default=None, gt=0)
     offsite: Offsite | None = None  # copies kept on another environment's first host
+    restic: Restic | None = None  # volumes and paths into a restic repository instead
 
 
 JSON_KEY_EXPECTED = "a dotted key path like base_url or ragflow.base_url"
