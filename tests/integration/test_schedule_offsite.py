@@ -347,3 +347,69 @@ def test_restic_backs_up_folders_to_the_vault_and_restores_them(lab3: Demo) -> N
        "printf XXXX | dd of=$f bs=1 seek=50 conv=notrunc 2>/dev/null; done")
     bad = cli(lab3, "backup", "verify", "prod", snap["id"])
     assert bad.code != 0
+
+
+S3 = """\
+data:
+  volumes: [shopdata]
+  paths: [/srv/shop/files]
+  stop: [web, shop-api]
+  backup_dir: /var/lib/ferryman/s3-backups
+  offsite:
+    keep: 3
+    s3: {{bucket: offsite, prefix: copies, endpoint: "http://127.0.0.1:{port}",
+         access_key: "${{S3_KEY}}", secret_key: "${{S3_SECRET}}", part_mb: 5}}
+schedules:
+  prod: {{backup: "0 3 * * *", offsite: true}}
+"""
+
+
+@pytest.fixture()
+def s3_server() -> Iterator[int]:
+    """An S3 server on 127.0.0.1 for this test alone (moto), with an empty bucket."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                     aws_access_key_id="k", aws_secret_access_key="s").create_bucket(
+                         Bucket="offsite")
+        yield port
+    finally:
+        server.stop()
+
+
+def test_s3_offsite_copy_and_restore_from_it(lab3: Demo, s3_server: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    monkeypatch.setenv("S3_KEY", "k")
+    monkeypatch.setenv("S3_SECRET", "s")
+    configure(lab3, S3.format(port=s3_server))
+    sh(lab3, "prod", "head -c 12000000 /dev/urandom > /srv/shop/files/big.bin")  # 3 parts
+    sh(lab3, "prod", "rm -f /var/lib/ferryman/shop/schedules.jsonl")
+    before = tree(lab3)
+    ran = passes(lab3)
+    assert ran["backup"]["result"] == "ok", ran
+    bid = ran["backup"]["id"]
+    (copy,) = cli(lab3, "backups", "prod", "--offsite", "--json").json()
+    assert copy["id"] == bid
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_server}",
+                      region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="offsite")["Contents"]}
+    assert f"copies/shop/prod/{bid}/manifest.json" in keys
+    assert f"copies/shop/prod/{bid}/path-srv_shop_files.tar.zst" in keys or \
+        f"copies/shop/prod/{bid}/path-srv_shop_files.tar.gz" in keys
+
+    sh(lab3, "prod", f"rm -rf /var/lib/ferryman/s3-backups/shop/{bid} && "
+       "echo changed > /srv/shop/files/big.bin")
+    back = cli(lab3, "restore", "prod", bid, "--from-offsite", "--yes")
+    assert back.code == 0, back.err
+    assert tree(lab3) == before

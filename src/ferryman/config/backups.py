@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..schedule import cron
@@ -43,13 +43,33 @@ class Schedule(_Model):
                                   ("drill", self.drill)) if v}
 
 
+class S3(_Model):
+    """An S3 bucket (MinIO, or any S3-compatible store). Keys: ${VARIABLES}, never literal."""
+
+    bucket: Annotated[str, Field(min_length=3)]
+    prefix: str = ""  # objects are PREFIX/PROJECT/ENV/ID/FILE
+    endpoint: str | None = None  # e.g. http://minio:9000; None: AWS
+    region: str = "us-east-1"
+    access_key: SecretStr | None = None  # None: the machine's own AWS credentials
+    secret_key: SecretStr | None = None
+    part_mb: int = Field(default=16, ge=5, le=512)  # multipart part size
+
+
 class Offsite(_Model):
     """Where copies of the backups go, away from the data host's disk: the first host of
-    another environment of this file (a NAS, the TEST server, a backup box)."""
+    another environment of this file (a NAS, the TEST server, a backup box), or an S3
+    bucket. One of `env` and `s3`."""
 
-    env: Annotated[str, Field(min_length=1)]
+    env: Annotated[str, Field(min_length=1)] | None = None
+    s3: S3 | None = None
     dir: Annotated[str, Field(pattern=r"^/")] = "/var/lib/ferryman/offsite"
     keep: int = Field(default=14, ge=1)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Offsite:
+        if (self.env is None) == (self.s3 is None):
+            raise PydanticCustomError("ferryman", "one of env (a host) and s3 (a bucket)")
+        return self
 
 
 def cross_issues(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], object, str]]:

@@ -82,7 +82,7 @@ def _verify_step(s: Site, state: DataState) -> Step:
                 commands=[f"{s.label}: sha256 of each archive, as the manifest says"])
 
 
-def _prune_step(s: Site, vault: off.Vault | None, bus: EventBus) -> Step:
+def _prune_step(s: Site, vault: off.AnyVault | None, bus: EventBus) -> Step:
     async def run() -> str:
         gone = await prune(s, bus)
         said = f"{len(gone)} backup(s) beyond retention removed on {s.label}"

@@ -21,6 +21,7 @@ from ...steps import Step
 from ...transport import CommandFailed, Host, pipe
 from ...transport.base import short_command
 from .plan import remove
+from .s3store import S3Vault
 from .site import DataMismatch, Site
 
 
@@ -45,11 +46,17 @@ class Vault:
         return f"{self.base}/.{bid}.part"
 
 
-def vault(cfg: Config, pool: HostPool, env: str) -> Vault:
+AnyVault = Vault | S3Vault
+
+
+def vault(cfg: Config, pool: HostPool, env: str) -> AnyVault:
     spec = cfg.data.offsite if cfg.data else None
     if spec is None:
         raise BadInput(f"{cfg.source or 'ferryman.yml'}: data.offsite is not set: there is no "
                        "off-site place for copies", hint="set data.offsite.env and dir")
+    if spec.s3 is not None:
+        return S3Vault(spec, env, cfg.project)
+    assert spec.env is not None
     if spec.env == env:
         raise BadInput(f"data.offsite.env is '{env}' itself: an off-site copy must leave it")
     label = pool.env(spec.env).hosts[0].label
@@ -111,7 +118,7 @@ async def copy(s: Site, v: Vault, m: ar.Manifest, bus: EventBus) -> str:
             f"{v.folder(m.id)}, sha256 read back there: all match")
 
 
-def copy_step(s: Site, v: Vault, bid: str, archives: list[str],
+def copy_step(s: Site, v: AnyVault, bid: str, archives: list[str],
               manifest: Callable[[], ar.Manifest | None], bus: EventBus) -> Step:
     """manifest: the backup to copy, read when the step runs (a snapshot made by the flow)."""
 
@@ -119,7 +126,16 @@ def copy_step(s: Site, v: Vault, bid: str, archives: list[str],
         m = manifest()
         if m is None:
             raise RuntimeError("no backup to copy: the step that makes it has not run")
-        return await copy(s, v, m, bus)
+        return await (v.copy(s, m, bus) if isinstance(v, S3Vault) else copy(s, v, m, bus))
+
+    if isinstance(v, S3Vault):
+        async def forget() -> None:
+            await v.remove(bid)
+
+        return Step(f"copy backup {bid} off-site to {v.label}", run, forget, host=s.label,
+                    undo_if_failed=True, params={"from": s.folder(bid), "to": v.folder(bid)},
+                    commands=[f"{s.label}: cat -- {s.folder(bid)}/{a} | this machine: S3 "
+                              f"upload {v.folder(bid)}{a}" for a in archives])
 
     async def undo() -> None:
         await v.host.run(remove([v.part(bid), v.folder(bid)]), timeout=300)
@@ -135,17 +151,23 @@ def copy_step(s: Site, v: Vault, bid: str, archives: list[str],
                 commands=[*lines, f"{v.label}: {short_command(publish(part, v.folder(bid)))}"])
 
 
-async def list_copies(v: Vault) -> list[ar.Manifest]:
+async def list_copies(v: AnyVault) -> list[ar.Manifest]:
+    if isinstance(v, S3Vault):
+        return await v.list()
     return ar.parse_manifests((await v.host.run(ar.list_manifests(v.base), timeout=60)).stdout)
 
 
-async def verify_copy(v: Vault, m: ar.Manifest) -> str:
+async def verify_copy(v: AnyVault, m: ar.Manifest) -> str:
+    if isinstance(v, S3Vault):
+        return await v.verify(m)
     await _prove(v.host, v.label, v.folder(m.id), m)
     return f"off-site copy of {m.id} on {v.label}: {len(m.items)} archive(s) match their sha256"
 
 
-async def prune_copies(v: Vault, bus: EventBus) -> list[str]:
+async def prune_copies(v: AnyVault, bus: EventBus) -> list[str]:
     """Off-site retention: the newest `data.offsite.keep` copies (each proven on arrival)."""
+    if isinstance(v, S3Vault):
+        return await v.prune(bus)
     old = ar.beyond_retention(await list_copies(v), v.spec.keep, None)
     if old:
         await v.host.run(remove([v.folder(m.id) for m in old]), timeout=300, check=True)
@@ -154,9 +176,11 @@ async def prune_copies(v: Vault, bus: EventBus) -> list[str]:
     return [m.id for m in old]
 
 
-async def fetch(s: Site, v: Vault, bid: str, bus: EventBus) -> ar.Manifest:
+async def fetch(s: Site, v: AnyVault, bid: str, bus: EventBus) -> ar.Manifest:
     """Brings an off-site copy back onto the data host (its own copy is gone), proven by
     sha256 there before it is put where restore looks."""
+    if isinstance(v, S3Vault):
+        return await v.fetch(s, bid, bus)
     if not ar.ID_PATTERN.match(bid):
         raise BadInput(f"'{bid}' is not a backup id (like b20261123-101500)")
     res = await v.host.run(["cat", f"{v.folder(bid)}/{ar.MANIFEST}"], timeout=30)
