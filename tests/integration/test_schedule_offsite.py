@@ -342,6 +342,15 @@ def test_restic_backs_up_folders_to_the_vault_and_restores_them(lab3: Demo) -> N
     assert sh(lab3, "prod", "ls -d /srv/shop/files.ferryman-* "
               "/var/lib/docker/volumes/shopdata/_data.ferryman-* 2>/dev/null || true") == ""
     assert "safety snapshot" in back.err
+    # Scheduled: the pass backs up into the repository and checks it.
+    configure(lab3, RESTIC + 'schedules:\n  prod: {backup: "0 3 * * *", verify: "0 4 * * *"}\n')
+    sh(lab3, "prod", "rm -f /var/lib/ferryman/shop/schedules.jsonl")
+    ran = passes(lab3)
+    assert ran["backup"]["result"] == "ok" and ran["verify"]["result"] == "ok", ran
+    assert "no errors" in ran["verify"]["said"]
+    snaps = cli(lab3, "backups", "prod", "--json").json()
+    ids = [x["id"] for x in snaps]  # the backup, the restore's safety snapshot, the new one
+    assert ids[0] == snap["id"] and ids[1].startswith("s") and ids[2:] == [ran["backup"]["id"]]
     # A damaged pack is found by the check.
     sh(lab3, "vault", "for f in $(find /srv/restic/shop/data -type f); do "
        "printf XXXX | dd of=$f bs=1 seek=50 conv=notrunc 2>/dev/null; done")

@@ -121,27 +121,32 @@ def backups(
     """The backups kept on ENV's data host (or off-site), oldest first."""
     cfg = load(ctx)
 
-    async def go() -> list[ar.Manifest]:
+    async def go() -> tuple[list[ar.Manifest], dict[str, dict[str, object]]]:
         async with open_pool(cfg) as pool:
             if offsite:
                 pool.env(env)
-                return await flow.list_copies(flow.vault(cfg, pool, env))
+                return await flow.list_copies(flow.vault(cfg, pool, env)), {}
             if cfg.data and cfg.data.restic:
                 return [ar.Manifest(x.bid, cfg.project, env, x.id, x.time, "restic", "",
                                     kind="restic", source=" ".join(x.paths))
-                        for x in await restic.snapshots(flow.site(cfg, pool, env))]
-            return await flow.list_backups(flow.site(cfg, pool, env))
+                        for x in await restic.snapshots(flow.site(cfg, pool, env))], {}
+            s = flow.site(cfg, pool, env)
+            return await flow.list_backups(s), await flow.read_checks(s)
 
-    found = execute(go)
+    found, checks = execute(go)
     if json_out:
-        print_json([ar.to_dict(m) for m in found])
+        print_json([{**ar.to_dict(m), "check": checks.get(m.id)} for m in found])
         return
     table = Table(box=box.SIMPLE_HEAD)
-    for col in ("id", "kind", "created", "from", "items", "data", "archives"):
+    for col in ("id", "kind", "created", "from", "items", "data", "archives", "checked"):
         table.add_column(col, overflow="fold")
     for m in found:
+        rec = checks.get(m.id) or {}
+        # A backup whose latest check failed is flagged: retention does not count it.
+        said = "-" if "ok" not in rec else f"{rec.get('kind')} ok" if rec["ok"] else "FAILED"
         table.add_row(m.id, m.kind, m.created.replace("T", " ")[:19], m.source or m.env,
-                      str(len(m.items)), human_bytes(m.total_bytes), human_bytes(m.archive_bytes))
+                      str(len(m.items)), human_bytes(m.total_bytes), human_bytes(m.archive_bytes),
+                      said)
     out_console.print(table)
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from ..config import Config
 from ..data import archive as ar
+from ..data import restic as rc
 from ..errors import FerrymanError, LockHeld
 from ..events import EventBus
 from ..hosts import HostPool
@@ -25,7 +26,7 @@ from ..schedule import due as sd
 from ..state import ABSENT, append_line, now_iso, operator, read_records
 from ..steps import Outcome, Step, run_steps
 from .data import offsite as off
-from .data import snapshot
+from .data import restic, snapshot
 from .data.plan import DataState, lines
 from .data.site import Site, located_site
 from .data.store import checked, list_backups, prune, record_check
@@ -99,6 +100,9 @@ def _prune_step(s: Site, vault: off.AnyVault | None, bus: EventBus) -> Step:
 async def _backup_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
                         bus: EventBus) -> tuple[list[Step], str]:
     bid = ar.backup_id("b")
+    if s.data.restic is not None:  # the repository is the copy kept away; restic prunes it
+        r = restic.config(s)
+        return restic.backup_steps(s, r, bid, await restic.plan_paths(s), []), bid
     p = await snapshot.plan(s, bid, "backup")
     state = DataState()
     steps = [*snapshot.backup_steps(s, p, state), _verify_step(s, state)]
@@ -114,6 +118,14 @@ async def _backup_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
 async def _check_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
                        bus: EventBus) -> tuple[list[Step], str]:
     """verify / drill the newest backup (and its off-site copy's sha256, when kept)."""
+    if s.data.restic is not None:
+        async def check() -> str:
+            return await restic.verify(s)
+
+        snaps = await restic.snapshots(s)
+        return [Step(f"restic check for {s.env}", check,
+                     commands=lines([rc.check(s.data.restic)]))], \
+            snaps[-1].bid if snaps else ""
     made = [m for m in await list_backups(s) if m.kind == "backup"]
     if not made:
         raise FerrymanError(f"no backup on {s.label} to {d.job}")

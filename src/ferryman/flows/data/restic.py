@@ -31,16 +31,12 @@ def config(s: Site) -> Restic:
     return r
 
 
-async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
-                 dry_run: bool = False) -> tuple[Outcome, rc.Summary | None]:
-    s = await located_site(cfg, pool, env)
-    r = config(s)
-    items = wanted_items(s.data)
-    folders = await live_folders(s, items)
-    paths = [folders[i.name] for i in items]
-    bid = ar.backup_id("b")
+def backup_steps(s: Site, r: Restic, bid: str, paths: list[str],
+                 done: list[rc.Summary]) -> list[Step]:
+    """Open (or create) the repository, stop the writers, one restic snapshot of `paths`,
+    start them, restic retention. The snapshot's summary is appended to `done`."""
+    env = s.env
     argv = rc.backup(r, env, bid, paths)
-    done: list[rc.Summary] = []
 
     async def prepare() -> str:
         res = await s.host.run(rc.init(r), timeout=300)
@@ -54,7 +50,7 @@ async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
         if not res.ok:
             raise CommandFailed(res, f"restic backup on {s.label} failed")
         done.append(rc.Summary.parse(res.stdout))
-        d = done[0]
+        d = done[-1]
         return (f"snapshot {d.snapshot} ({bid}): {d.files} files, {d.bytes} bytes read, "
                 f"{d.added} bytes new to the repository")
 
@@ -65,7 +61,7 @@ async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
         return f"kept the newest {r.keep} snapshot(s) of {env}"
 
     stop, start = Quiesce(s).steps("snapshot")
-    steps = [
+    return [
         Step(f"open the restic repository from {s.label}", prepare,
              commands=lines([rc.init(r)])),
         stop,
@@ -75,6 +71,21 @@ async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
         Step(f"restic retention for {env}", forget, host=s.label,
              commands=lines([rc.forget(r, env)])),
     ]
+
+
+async def plan_paths(s: Site) -> list[str]:
+    items = wanted_items(s.data)
+    folders = await live_folders(s, items)
+    return [folders[i.name] for i in items]
+
+
+async def backup(cfg: Config, pool: HostPool, env: str, bus: EventBus,
+                 dry_run: bool = False) -> tuple[Outcome, rc.Summary | None]:
+    s = await located_site(cfg, pool, env)
+    r = config(s)
+    bid = ar.backup_id("b")
+    done: list[rc.Summary] = []
+    steps = backup_steps(s, r, bid, await plan_paths(s), done)
     outcome = await run_flow(bus, [s], f"backup {env} ({bid}, restic)", steps,
                              {"env": env, "id": bid, "host": s.label}, dry_run)
     return outcome, done[0] if done else None
