@@ -30,8 +30,9 @@ from .common import (
 
 def backup(
     ctx: typer.Context,
-    args: list[str] = typer.Argument(..., metavar="ENV | verify ENV ID",
-                                     help="ENV to back up, or `verify ENV ID`."),
+    args: list[str] = typer.Argument(..., metavar="ENV | verify ENV ID | offsite ENV ID",
+                                     help="ENV to back up, `verify ENV ID`, or `offsite ENV "
+                                     "ID` (copy a backup to data.offsite)."),
     discover: bool = typer.Option(False, "--discover",
                                   help="List the volumes and folders the app's containers mount."),
     download: Path = typer.Option(None, "--download", help="Also copy the backup into DIR."),
@@ -39,9 +40,15 @@ def backup(
                                "folder and count, touching nothing live."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the steps; change nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (verify, --discover)."),
+    offsite: bool = typer.Option(False, "--offsite", help="Then copy it to data.offsite, "
+                                 "verified there."),
 ) -> None:
     """Stop the business containers, snapshot volumes and folders, start them again."""
     cfg = load(ctx)
+    if args[0] == "offsite":
+        if len(args) != 3:
+            raise fail("usage: ferryman backup offsite ENV ID", EXIT_BAD_INPUT)
+        return _offsite(ctx, cfg, args[1], args[2], dry_run)
     if args[0] == "verify":
         if len(args) != 3:
             raise fail("usage: ferryman backup verify ENV ID", EXIT_BAD_INPUT)
@@ -70,7 +77,19 @@ def backup(
                 if download:
                     where = await flow.download(flow.site(cfg, pool, env), m, download)
                     err_console.print(f"downloaded to {where}", highlight=False)
+                if offsite:
+                    return (await flow.copy_flow(cfg, pool, env, m.id, bus)).exit_code
             return outcome.exit_code
+
+    exit_with(run_logged(go, logs))
+
+
+def _offsite(ctx: typer.Context, cfg, env: str, bid: str, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+    bus, logs = make_bus(ctx, cfg, "backup")
+
+    async def go() -> int:
+        async with open_pool(cfg, bus) as pool:
+            return (await flow.copy_flow(cfg, pool, env, bid, bus, dry_run)).exit_code
 
     exit_with(run_logged(go, logs))
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from ..config import Config
 from ..data import archive as ar
 from ..data import restic as rc
-from ..errors import FerrymanError, LockHeld
+from ..errors import FerrymanError, LockHeld, PreconditionFailed
 from ..events import EventBus
 from ..hosts import HostPool
 from ..journal import Journal
@@ -128,7 +128,7 @@ async def _check_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
             snaps[-1].bid if snaps else ""
     made = [m for m in await list_backups(s) if m.kind == "backup"]
     if not made:
-        raise FerrymanError(f"no backup on {s.label} to {d.job}")
+        raise PreconditionFailed(f"no backup on {s.label} to {d.job}")
     m = made[-1]
     vault = off.vault(cfg, pool, s.env) if cfg.data and cfg.data.offsite else None
 
@@ -156,6 +156,8 @@ async def run_job(cfg: Config, pool: HostPool, d: sd.Due, bus: EventBus,
             steps, bid = await _check_steps(cfg, pool, s, d, bus)
     except FerrymanError as exc:
         said = str(exc)
+        if dry_run:  # e.g. a drill of the backup this very pass would make first
+            return JobRun(d, "planned", f"cannot be planned before the run: {said}")
         if not dry_run:
             await record(s, sd.Run(d.env, d.job, d.due.isoformat(), started, "failed",
                                    now_iso(), missed=len(d.missed), said=said, who=operator()))

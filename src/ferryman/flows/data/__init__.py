@@ -13,7 +13,7 @@ on a host.
 
 from .apply import restore
 from .mask import rules_for
-from .offsite import Vault, fetch, list_copies, vault
+from .offsite import Vault, copy_flow, fetch, list_copies, vault
 from .plan import DataState
 from .quiesce import Quiesce
 from .site import DataMismatch, Site, live_folders, site, wanted_items
@@ -34,7 +34,7 @@ from .verify import drill, verify_archives
 
 __all__ = [
     "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "Vault", "backup", "checked",
-    "discover", "download", "drill", "fetch", "list_backups", "list_copies", "live_folders",
-    "prune", "read_checks", "read_manifest", "restore", "rules_for", "site", "sync", "upload",
-    "vault", "verify_archives", "wanted_items",
+    "copy_flow", "discover", "download", "drill", "fetch", "list_backups", "list_copies",
+    "live_folders", "prune", "read_checks", "read_manifest", "restore", "rules_for", "site",
+    "sync", "upload", "vault", "verify_archives", "wanted_items",
 ]

@@ -17,12 +17,14 @@ from ...errors import BadInput
 from ...events import EventBus
 from ...hosts import HostPool
 from ...state import write_file
-from ...steps import Step
+from ...steps import Outcome, Step
 from ...transport import CommandFailed, Host, pipe
 from ...transport.base import short_command
 from .plan import remove
+from .run import run_flow
 from .s3store import S3Vault
-from .site import DataMismatch, Site
+from .site import DataMismatch, Site, located_site
+from .store import read_manifest
 
 
 @dataclass
@@ -213,3 +215,18 @@ async def fetch(s: Site, v: AnyVault, bid: str, bus: EventBus) -> ar.Manifest:
         raise
     bus.info(f"fetched off-site copy {bid} from {v.label} into {s.folder(bid)}: sha256 match")
     return m
+
+
+async def copy_flow(cfg: Config, pool: HostPool, env: str, bid: str, bus: EventBus,
+                    dry_run: bool = False) -> Outcome:
+    """Copies backup `bid` of env off-site, under env's lock (retention cannot remove it
+    meanwhile), then applies the off-site retention."""
+    s = await located_site(cfg, pool, env)
+    m = await read_manifest(s, bid)
+    v = vault(cfg, pool, env)
+    outcome = await run_flow(bus, [s], f"copy {env} {bid} off-site",
+                             [copy_step(s, v, bid, files(m), lambda: m, bus)],
+                             {"env": env, "id": bid, "to": v.label}, dry_run)
+    if outcome.ok and not dry_run:
+        await prune_copies(v, bus)
+    return outcome

@@ -105,6 +105,11 @@ def digests(d: Demo, role: str, folder: str) -> dict[str, str]:
 def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo,
                                                                tmp_path: Path) -> None:
     configure(lab3, DATA)
+    dry = cli(lab3, "schedule", "run", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "snapshot prod on prod-1" in dry.err and "copy backup b" in dry.err
+    assert sh(lab3, "prod", f"ls {BACKUPS} 2>/dev/null || true") == ""
+    assert sh(lab3, "prod", f"cat {RUNS} 2>/dev/null || true") == ""
     first = passes(lab3)
     assert first["backup"]["result"] == "ok" and first["drill"]["result"] == "ok"
     b1 = first["backup"]["id"]
@@ -422,3 +427,8 @@ def test_s3_offsite_copy_and_restore_from_it(lab3: Demo, s3_server: int,
     back = cli(lab3, "restore", "prod", bid, "--from-offsite", "--yes")
     assert back.code == 0, back.err
     assert tree(lab3) == before
+    # A backup typed by hand goes off-site too when asked.
+    by_hand = cli(lab3, "backup", "prod", "--offsite")
+    assert by_hand.code == 0, by_hand.err
+    copies = [c["id"] for c in cli(lab3, "backups", "prod", "--offsite", "--json").json()]
+    assert len(copies) == 2 and copies[0] == bid

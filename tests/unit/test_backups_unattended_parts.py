@@ -1,5 +1,6 @@
-"""Cron times, which scheduled jobs are due, retention around verified backups, the units
-that run a pass, and the schedules' keys in ferryman.yml."""
+"""Backups that run themselves, the pure parts: cron times, which scheduled jobs are due,
+retention around verified backups, the units that run a pass, the keys in ferryman.yml, and
+the exact argv of the Redis, masking and restic commands."""
 
 from __future__ import annotations
 
