@@ -204,14 +204,22 @@ def _summary(outcome: Outcome) -> str:
 
 
 async def due_jobs(cfg: Config, pool: HostPool, now: datetime | None = None,
-                   envs: list[str] | None = None) -> list[sd.Due]:
+                   envs: list[str] | None = None,
+                   unread: dict[str, str] | None = None) -> list[sd.Due]:
+    """Each job of each environment, due or not. An environment whose records cannot be
+    read (its host is down) is left out, and said in `unread` (env -> why)."""
     now = now or datetime.now(UTC)
     out = []
     for env, sched in cfg.schedules.items():
         if envs and env not in envs:
             continue
-        s = await located_site(cfg, pool, env)
-        runs = await read_runs(s)
+        try:
+            runs = await read_runs(await located_site(cfg, pool, env))
+        except FerrymanError as exc:
+            if unread is None:
+                raise
+            unread[env] = str(exc)
+            continue
         out.extend(sd.due(env, job, when, runs, now) for job, when in sched.jobs().items())
     return out
 
@@ -219,10 +227,19 @@ async def due_jobs(cfg: Config, pool: HostPool, now: datetime | None = None,
 async def run_pass(cfg: Config, pool: HostPool, bus: EventBus, now: datetime | None = None,
                    envs: list[str] | None = None, dry_run: bool = False,
                    on_job: Callable[[JobRun], None] | None = None) -> list[JobRun]:
-    """Runs what is due, one job at a time: backups first, so a drill checks the newest."""
+    """Runs what is due, one job at a time: backups first, so a drill checks the newest.
+    An environment that cannot be reached fails its jobs of this pass, not the others'."""
     order = {"backup": 0, "verify": 1, "drill": 2}
     out = []
-    for d in sorted(await due_jobs(cfg, pool, now, envs), key=lambda d: order[d.job]):
+    unread: dict[str, str] = {}
+    now = now or datetime.now(UTC)
+    found = await due_jobs(cfg, pool, now, envs, unread)
+    for env, why in unread.items():
+        bus.warn(f"schedule: {env}: its schedule records cannot be read: {why}", env=env)
+        for job, when in cfg.schedules[env].jobs().items():
+            d = sd.Due(env, job, when, now, True)
+            out.append(JobRun(d, "failed", why, exit_code=3))
+    for d in sorted(found, key=lambda d: order[d.job]):
         if not d.run:
             out.append(JobRun(d, "not due", d.describe()))
             continue

@@ -26,7 +26,10 @@ async def tick(load: Callable[[], Config], launcher: Launcher) -> str | None:
     if not cfg.schedules:
         return None
     async with open_pool(cfg) as pool:
-        envs = sorted({d.env for d in await flow.due_jobs(cfg, pool) if d.run})
+        unread: dict[str, str] = {}
+        envs = sorted({d.env for d in await flow.due_jobs(cfg, pool, unread=unread) if d.run})
+    for env, why in unread.items():
+        print(f"ferryman web: schedules: {env}: {why}", file=sys.stderr)
     if not envs:
         return None
 

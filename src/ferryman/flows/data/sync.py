@@ -152,6 +152,7 @@ async def sync(cfg: Config, pool: HostPool, src_env: str, dst_env: str, bus: Eve
     steps = [*snapshot.backup_steps(src, taken, state, relay), send_step(relay),
              *apply_steps(dst, m, safety, live, rid, state, received=True, mask=rules)]
     outcome = await run_flow(bus, [src, dst], f"sync-data {src_env} {dst_env} ({bid})", steps,
-                             {"from": src_env, "to": dst_env, "id": bid}, dry_run)
+                             {"from": src_env, "to": dst_env, "id": bid,
+                              **({"mask": True} if rules else {})}, dry_run)
     say_where(bus, outcome, state, dst, dry_run)
     return outcome, state
