@@ -184,6 +184,19 @@ def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo,
     assert last["who"].startswith("schedule (web"), last
     assert asyncio.run(minute()) is None  # nothing due any more
 
+    # The off-site disk is full: the job fails, the local backup stays, verified.
+    settle_backup_days_ago(lab3, 1)
+    sh(lab3, "vault", f"mount -t tmpfs -o size=64k tmpfs {OFFSITE}")
+    try:
+        full = passes(lab3)
+    finally:
+        sh(lab3, "vault", f"umount {OFFSITE}")
+    assert full["backup"]["result"] == "failed", full
+    assert "copy backup" in full["backup"]["said"], full
+    kept = {m["id"]: m for m in cli(lab3, "backups", "prod", "--json").json()}
+    assert kept[full["backup"]["id"]]["check"]["ok"] is True
+    assert full["backup"]["id"] not in sh(lab3, "vault", f"ls -A {OFFSITE}")
+
 
 REDIS = """\
 data:

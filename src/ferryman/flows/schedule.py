@@ -97,22 +97,51 @@ def _prune_step(s: Site, vault: off.AnyVault | None, bus: EventBus) -> Step:
                           "verified>"])
 
 
-async def _backup_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
-                        bus: EventBus) -> tuple[list[Step], str]:
+def _after_backup(step: Step, problems: list[str]) -> Step:
+    """A step that runs once the backup exists (verify, copy off-site, retention): its
+    failure must not undo the backup (a damaged one stays, flagged by its check). It cleans
+    up after itself, is said, and fails the job without failing the flow."""
+    run, undo = step.run, step.undo
+
+    async def guarded() -> str:
+        try:
+            return str(await run())
+        except Exception as exc:
+            if undo is not None:
+                try:
+                    await undo()
+                except Exception as again:
+                    problems.append(f"{step.name} (undo): {again}")
+            problems.append(f"{step.name}: {exc}")
+            return f"FAILED (the backup stays): {exc}"
+
+    step.run, step.undo_if_failed = guarded, False
+    return step
+
+
+async def _backup_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due, bus: EventBus,
+                        problems: list[str]) -> tuple[list[Step], str]:
     bid = ar.backup_id("b")
     if s.data.restic is not None:  # the repository is the copy kept away; restic prunes it
         r = restic.config(s)
         return restic.backup_steps(s, r, bid, await restic.plan_paths(s), []), bid
     p = await snapshot.plan(s, bid, "backup")
     state = DataState()
-    steps = [*snapshot.backup_steps(s, p, state), _verify_step(s, state)]
+    after = [_verify_step(s, state)]
     vault = None
     if cfg.schedules[s.env].offsite:
         vault = off.vault(cfg, pool, s.env)
-        steps.append(off.copy_step(s, vault, bid, [i.archive for i in p.items],
-                                   lambda: state.snapshot, bus))
-    steps.append(_prune_step(s, vault, bus))
-    return steps, bid
+
+        def verified() -> ar.Manifest | None:
+            if problems:  # a backup that failed its check is not copied
+                raise RuntimeError("not copied: the backup failed its check")
+            return state.snapshot
+
+        after.append(off.copy_step(s, vault, bid, [i.archive for i in p.items], verified,
+                                   bus))
+    after.append(_prune_step(s, vault, bus))
+    return [*snapshot.backup_steps(s, p, state),
+            *(_after_backup(step, problems) for step in after)], bid
 
 
 async def _check_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
@@ -149,9 +178,10 @@ async def run_job(cfg: Config, pool: HostPool, d: sd.Due, bus: EventBus,
                   dry_run: bool = False) -> JobRun:
     s = await located_site(cfg, pool, d.env)
     started = now_iso()
+    problems: list[str] = []
     try:
         if d.job == "backup":
-            steps, bid = await _backup_steps(cfg, pool, s, d, bus)
+            steps, bid = await _backup_steps(cfg, pool, s, d, bus, problems)
         else:
             steps, bid = await _check_steps(cfg, pool, s, d, bus)
     except FerrymanError as exc:
@@ -168,11 +198,15 @@ async def run_job(cfg: Config, pool: HostPool, d: sd.Due, bus: EventBus,
             raise AlreadySettled(f"{d.env} {d.job} for {d.due:%Y-%m-%d %H:%M} UTC was run by "
                                  "another pass meanwhile")
 
+    def result(outcome: Outcome) -> tuple[str, str]:
+        if outcome.ok and problems:
+            return "failed", "; ".join(problems)
+        return ("ok" if outcome.ok else "failed"), _summary(outcome)
+
     async def finish(outcome: Outcome) -> None:
-        said = _summary(outcome)
-        await record(s, sd.Run(d.env, d.job, d.due.isoformat(), started,
-                               "ok" if outcome.ok else "failed", now_iso(), bid,
-                               len(d.missed), said, operator()))
+        said = result(outcome)
+        await record(s, sd.Run(d.env, d.job, d.due.isoformat(), started, said[0], now_iso(),
+                               bid, len(d.missed), said[1], operator()))
 
     command = f"schedule {d.job} {d.env} ({bid})"
     owner = LockOwner.mine(command)
@@ -193,8 +227,8 @@ async def run_job(cfg: Config, pool: HostPool, d: sd.Due, bus: EventBus,
         await record(s, sd.Run(d.env, d.job, d.due.isoformat(), started, "skipped",
                                now_iso(), bid, len(d.missed), said, operator()))
         return JobRun(d, "skipped", said, bid)
-    return JobRun(d, "ok" if outcome.ok else "failed", _summary(outcome), bid,
-                  outcome.exit_code)
+    ended, said = result(outcome)
+    return JobRun(d, ended, said, bid, outcome.exit_code or (1 if problems else 0))
 
 
 def _summary(outcome: Outcome) -> str:
