@@ -117,10 +117,11 @@ def install(
     out_console.print("# crontab -e  (one pass a minute):", highlight=False, markup=False)
     out_console.print(u.crontab, highlight=False, markup=False, soft_wrap=True)
     out_console.print("# or systemd: /etc/systemd/system/ferryman-schedule.service",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)
     out_console.print(u.service, highlight=False, markup=False, soft_wrap=True)
     out_console.print("# /etc/systemd/system/ferryman-schedule.timer, then: systemctl "
-                      "enable --now ferryman-schedule.timer", highlight=False, markup=False)
+                      "enable --now ferryman-schedule.timer", highlight=False, markup=False,
+                      soft_wrap=True)
     out_console.print(u.timer, highlight=False, markup=False, soft_wrap=True)
     if not cfg.schedules:
         err_console.print("note: ferryman.yml has no schedules yet: each pass will do nothing",
