@@ -188,9 +188,11 @@ def test_scheduled_backups_copy_off_site_and_restore_from_there(lab3: Demo,
     settle_backup_days_ago(lab3, 1)
     sh(lab3, "vault", f"mount -t tmpfs -o size=64k tmpfs {OFFSITE}")
     try:
-        full = passes(lab3)
+        failed = cli(lab3, "schedule", "run", "--json")
     finally:
         sh(lab3, "vault", f"umount {OFFSITE}")
+    assert failed.code == 1, failed.err
+    full = {j["job"]: j for j in failed.json()}
     assert full["backup"]["result"] == "failed", full
     assert "copy backup" in full["backup"]["said"], full
     kept = {m["id"]: m for m in cli(lab3, "backups", "prod", "--json").json()}

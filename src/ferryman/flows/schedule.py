@@ -97,7 +97,7 @@ def _prune_step(s: Site, vault: off.AnyVault | None, bus: EventBus) -> Step:
                           "verified>"])
 
 
-def _after_backup(step: Step, problems: list[str]) -> Step:
+def _after_backup(step: Step, problems: list[str], bus: EventBus) -> Step:
     """A step that runs once the backup exists (verify, copy off-site, retention): its
     failure must not undo the backup (a damaged one stays, flagged by its check). It cleans
     up after itself, is said, and fails the job without failing the flow."""
@@ -113,6 +113,7 @@ def _after_backup(step: Step, problems: list[str]) -> Step:
                 except Exception as again:
                     problems.append(f"{step.name} (undo): {again}")
             problems.append(f"{step.name}: {exc}")
+            bus.warn(f"{step.name} failed; the backup stays: {exc}")
             return f"FAILED (the backup stays): {exc}"
 
     step.run, step.undo_if_failed = guarded, False
@@ -141,7 +142,7 @@ async def _backup_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due, bus: Ev
                                    bus))
     after.append(_prune_step(s, vault, bus))
     return [*snapshot.backup_steps(s, p, state),
-            *(_after_backup(step, problems) for step in after)], bid
+            *(_after_backup(step, problems, bus) for step in after)], bid
 
 
 async def _check_steps(cfg: Config, pool: HostPool, s: Site, d: sd.Due,
