@@ -195,6 +195,9 @@ def restore(
                 confirm(cfg, env, f"upload {from_file} and restore it on {env}", yes)
                 wanted = await flow.upload(flow.site(cfg, pool, env), from_file)
             elif from_offsite:
+                if cfg.data and cfg.data.restic:
+                    raise BadInput("--from-offsite: with data.restic the repository is the "
+                                   "copy kept away; restore ID from it directly")
                 if dry_run:
                     raise BadInput("--from-offsite copies the backup back: it cannot be a "
                                    "dry run")
