@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "backups": ("data", "backups", False),
     "restore": ("data", "restore", False),
     "sync-data": ("data", "sync_data", False),
+    "schedule": ("schedule", "app", True),
     "doctor": ("doctor", "doctor", False),
     "proxy-config": ("doctor", "proxy_config", False),
     "proxy-upstream": ("proxy", "proxy_upstream", False),

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .backups import Offsite, Restic, Schedule, cross_issues
+
 # Error type used by our own validators; its message is the "expected ..." text verbatim.
 ISSUE_TYPE = "ferryman"
 ADDRESS_EXPECTED = "user@host[:port] or 'local'"
@@ -265,6 +267,7 @@ class Policy(_Model):
     # released there and healthy (for at least `soak`, when set).
     accepts_from: list[EnvName] | None = None
     soak: Duration | None = None
+    masked: bool = False  # takes only masked copies of other environments' data (--mask)
 
     def allows(self, tag: str) -> bool:
         return not self.allowed_tags or any(fnmatchcase(tag, p) for p in self.allowed_tags)
@@ -433,15 +436,26 @@ class Dump(_Model):
     """A database dumped inside its running container instead of stopping it."""
 
     container: DockerName
-    engine: Literal["postgres", "mysql"]
-    database: NonEmpty
+    engine: Literal["postgres", "mysql", "redis"]
+    # postgres, mysql: required; redis: the whole instance is dumped (BGSAVE), none given.
+    database: NonEmpty | None = None
     # postgres: the role pg_dump connects as (run as OS user `postgres` in the container);
     # mysql: the user mysqldump connects as, with the container's MYSQL_ROOT_PASSWORD if set.
     user: NonEmpty | None = None
+    # SQL run on a copy of this database before a masked copy's services start (--mask)
+    mask: list[NonEmpty] = []
+
+    @model_validator(mode="after")
+    def _database(self) -> Dump:
+        if self.engine != "redis" and self.database is None:
+            raise _fail(f"a database name for engine {self.engine}")
+        if self.engine == "redis" and self.mask:
+            raise _fail("no mask rules for redis (masking runs SQL)")
+        return self
 
     @property
     def name(self) -> str:
-        return f"{self.container}/{self.database}"
+        return f"{self.container}/{self.database or 'all'}"
 
 
 class Data(_Model):
@@ -454,6 +468,8 @@ class Data(_Model):
     keep: int = Field(default=7, ge=1)
     # Also keep every backup younger than this many days (None: the newest `keep` only).
     keep_days: float | None = Field(default=None, gt=0)
+    offsite: Offsite | None = None  # copies kept on another environment's first host
+    restic: Restic | None = None  # volumes and paths into a restic repository instead
 
 
 JSON_KEY_EXPECTED = "a dotted key path like base_url or ragflow.base_url"
@@ -485,6 +501,7 @@ class Config(_Model):
     data: Data | None = None
     guards: list[Guard] = []
     keep_releases: int = Field(default=3, ge=1)
+    schedules: dict[EnvName, Schedule] = {}  # environment -> what runs unattended
 
     # Set by the loader; private so they are neither YAML keys nor part of dumps.
     _source: str = PrivateAttr(default="")
@@ -696,6 +713,7 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                         f"an environment name: {_choices(envs)}",
                     )
                 )
+    issues.extend(CrossIssue(*issue) for issue in cross_issues(data))
     return issues
 
 

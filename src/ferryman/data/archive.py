@@ -187,6 +187,54 @@ _MYSQL_AUTH = (
     'u=$1 db=$2; shift 2; exec "$@" -u"$u" ${MYSQL_ROOT_PASSWORD:+-p"$MYSQL_ROOT_PASSWORD"} "$db"'
 )
 
+# Redis, consistent while it keeps serving: BGSAVE forks a snapshot; the dump is complete
+# once LASTSAVE moves past the second it read before (a save in the same second would not
+# move it: wait for the next second first) and the save says ok. Then the file is read.
+# Runs inside the container; the container's REDISCLI_AUTH, if set, signs redis-cli in.
+_REDIS_DUMP = r'''
+set -u
+before=$(redis-cli LASTSAVE) || exit 1
+while [ "$(date +%s)" -le "$before" ]; do sleep 0.2; done
+redis-cli BGSAVE >&2 || exit 1
+i=0
+while [ "$(redis-cli LASTSAVE)" = "$before" ]; do
+  i=$((i+1)); [ $i -le 3000 ] || { echo "BGSAVE did not finish in 10 minutes" >&2; exit 1; }
+  sleep 0.2
+done
+redis-cli INFO persistence | grep -q '^rdb_last_bgsave_status:ok' \
+  || { echo "BGSAVE failed: $(redis-cli INFO persistence | grep bgsave_status)" >&2; exit 1; }
+dir=$(redis-cli CONFIG GET dir | sed -n 2p) file=$(redis-cli CONFIG GET dbfilename | sed -n 2p)
+exec cat -- "$dir/$file"
+'''
+
+# Put a Redis dump back (stdin, on the host): Redis reads its dump only when it starts, so the
+# container is stopped (docker stop: no restart policy fights it), the file copied in over the
+# one it saved on the way down, and the container started and asked for PONG. An append-only
+# file would win over the dump at start: refused.
+_REDIS_LOAD = r'''
+set -u
+c=$1
+cli() { docker exec "$c" redis-cli "$@"; }
+aof=$(cli CONFIG GET appendonly | sed -n 2p) || exit 1
+if [ "$aof" != no ]; then
+  echo "$c has appendonly $aof: Redis would load its AOF, not the dump" >&2; exit 1
+fi
+dir=$(cli CONFIG GET dir | sed -n 2p) file=$(cli CONFIG GET dbfilename | sed -n 2p)
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/$file" || exit 1
+[ -s "$tmp/$file" ] || { echo "the dump is empty" >&2; exit 1; }
+chmod 644 "$tmp/$file"
+docker stop "$c" >/dev/null || exit 1
+docker cp "$tmp/$file" "$c:$dir/$file" || { docker start "$c" >/dev/null; exit 1; }
+docker start "$c" >/dev/null || exit 1
+i=0
+until [ "$(cli PING 2>/dev/null)" = PONG ]; do
+  i=$((i+1)); [ $i -le 300 ] || { echo "$c did not answer PING after the load" >&2; exit 1; }
+  sleep 0.2
+done
+'''
+
 
 @dataclass
 class Item:
@@ -197,7 +245,7 @@ class Item:
     bytes: int = 0
     sha256: str = ""
     archive_bytes: int = 0
-    engine: str = ""  # dumps: postgres | mysql
+    engine: str = ""  # dumps: postgres | mysql | redis
     user: str = ""
 
     @property
@@ -230,6 +278,8 @@ class Manifest:
     snapshot_started: str = ""  # host clock, around the archiving
     snapshot_ended: str = ""
     source: str = ""  # for a sync: env/host/id it came from
+    # dump name -> the masking rules run on it before this copy's archive was taken again
+    masked: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
@@ -262,6 +312,8 @@ def archive_name(item: Item, compression: str) -> str:
 
 
 def dump_command(item: Item) -> list[str]:
+    if item.engine == "redis":
+        return dc.exec_in(item.container, ["sh", "-c", _REDIS_DUMP, "ferryman-redis-dump"])
     if item.engine == "postgres":
         return dc.exec_in(item.container, ["pg_dump", "-U", item.user or "postgres", "-Fc",
                                            item.database], user="postgres")
@@ -271,6 +323,8 @@ def dump_command(item: Item) -> list[str]:
 
 
 def load_command(item: Item) -> list[str]:
+    if item.engine == "redis":  # runs on the host: the container is restarted
+        return ["sh", "-c", _REDIS_LOAD, "ferryman-redis-load", item.container]
     if item.engine == "postgres":
         # One transaction: a restore that fails midway leaves the database as it was.
         return dc.exec_in(item.container, ["pg_restore", "-U", item.user or "postgres",
@@ -280,6 +334,28 @@ def load_command(item: Item) -> list[str]:
     return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-load",
                                        item.user or "root", item.database, "mysql"],
                       interactive=True)
+
+
+def mask_command(item: Item) -> list[str]:
+    """Runs the SQL on stdin in item's database, all or nothing, stopping at the first error."""
+    if item.engine == "postgres":
+        return dc.exec_in(item.container, ["psql", "-U", item.user or "postgres", "-d",
+                                           item.database, "-v", "ON_ERROR_STOP=1",
+                                           "--single-transaction", "-q", "-f", "-"],
+                          user="postgres", interactive=True)
+    if item.engine == "mysql":
+        return dc.exec_in(item.container, ["sh", "-c", _MYSQL_AUTH, "ferryman-mask",
+                                           item.user or "root", item.database, "mysql"],
+                          interactive=True)
+    raise ValueError(f"{item.engine} has no SQL to mask with")
+
+
+def mask_sql(item: Item, rules: list[str]) -> bytes:
+    """The rules as one script for mask_command: fed on stdin, never pasted into a shell."""
+    body = "".join(r.strip().rstrip(";") + ";\n" for r in rules)
+    if item.engine == "mysql":  # the mysql client stops at the first error; nothing commits
+        body = f"SET autocommit=0;\nSTART TRANSACTION;\n{body}COMMIT;\n"
+    return body.encode()
 
 
 def dump(item: Item, out: str, compression: str) -> list[str]:
@@ -413,13 +489,30 @@ def parse_manifests(stdout: str) -> list[Manifest]:
     return sorted(out, key=lambda m: m.created)
 
 
+def failed_checks(checks: dict[str, dict[str, object]]) -> set[str]:
+    """Ids of the backups whose latest verify or drill failed: flagged, never counted."""
+    return {bid for bid, rec in checks.items() if rec.get("ok") is False}
+
+
 def beyond_retention(manifests: list[Manifest], keep: int, keep_days: float | None,
-                     now: datetime | None = None) -> list[Manifest]:
-    """Backups to remove: neither among the newest `keep` nor younger than `keep_days`."""
+                     now: datetime | None = None,
+                     checks: dict[str, dict[str, object]] | None = None) -> list[Manifest]:
+    """Backups to remove: neither among the newest `keep` nor younger than `keep_days`.
+
+    checks (backup id -> its latest check): a backup whose check failed is not counted among
+    the `keep` (it cannot be restored from), and stays, flagged, while a counted one older
+    than it is kept; the newest backup whose check passed is never removed."""
+    checks = checks or {}
+    failed = failed_checks(checks)
     newest = sorted(manifests, key=lambda m: m.created, reverse=True)
+    counted = [m for m in newest if m.id not in failed]
+    floor = counted[keep - 1].created if len(counted) >= keep else ""
+    verified = next((m.id for m in newest if checks.get(m.id, {}).get("ok") is True), None)
     now = now or datetime.now(UTC)
     out = []
-    for m in newest[keep:]:
+    for m in newest:
+        if m.id == verified or m in counted[:keep] or (m.id in failed and m.created >= floor):
+            continue
         try:
             age_days = (now - datetime.fromisoformat(m.created)).total_seconds() / 86400
         except ValueError:

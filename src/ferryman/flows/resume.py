@@ -128,6 +128,7 @@ async def rerun(cfg: Config, pool: HostPool, env: str, bus: EventBus,
     stopped (a new safety backup would hold half the new data), so what it did is undone
     and the flow runs again from the start, with the same inputs."""
     from .data import apply as data_apply
+    from .data import restic as data_restic
     from .data import snapshot as data_snapshot
     from .data import sync as data_sync
 
@@ -135,8 +136,10 @@ async def rerun(cfg: Config, pool: HostPool, env: str, bus: EventBus,
     j = plan.journal
     ctx = j.context
     flows = {"restore": lambda: data_apply.restore(cfg, pool, j.env, ctx["id"], bus, dry_run),
-             "sync-data": lambda: data_sync.sync(cfg, pool, ctx["from"], j.env, bus, dry_run),
-             "backup": lambda: data_snapshot.backup(cfg, pool, j.env, bus, dry_run)}
+             "sync-data": lambda: data_sync.sync(cfg, pool, ctx["from"], j.env, bus, dry_run,
+                                                 bool(ctx.get("mask"))),
+             "backup": lambda: (data_restic.backup if cfg.data and cfg.data.restic
+                                else data_snapshot.backup)(cfg, pool, j.env, bus, dry_run)}
     again = flows.get(j.flow)
     if again is None:
         raise BadInput(f"{env} has {j.describe()}: it cannot be resumed",

@@ -26,7 +26,7 @@ from ..events import Collector, EventBus
 from ..hosts import open_pool
 from ..redact import Redactor
 from ..state import acting_user
-from . import actions, auth, overview, pages
+from . import actions, auth, overview, pages, scheduler
 from .runs import KEEPALIVE, Launcher, RunStore
 from .runview import fold
 
@@ -47,6 +47,7 @@ class Settings:
     loopback: bool = True  # bound to a loopback address
     trust_proxy: bool = False  # X-Forwarded-Proto/Host are the truth (behind a proxy)
     host_timeout: float = overview.HOST_TIMEOUT
+    schedules: bool = True  # run the schedules of the config each minute (scheduler.py)
 
 
 class Denied(Exception):
@@ -100,7 +101,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ticker = scheduler.start(state.config, state.launcher) if settings.schedules else None
         yield
+        await scheduler.stop(ticker)
         await state.launcher.stop()
 
     app = FastAPI(title="ferryman", docs_url=None, redoc_url=None, openapi_url=None,

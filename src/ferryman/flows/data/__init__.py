@@ -12,6 +12,8 @@ on a host.
 """
 
 from .apply import restore
+from .mask import rules_for
+from .offsite import Vault, copy_flow, fetch, list_copies, vault
 from .plan import DataState
 from .quiesce import Quiesce
 from .site import DataMismatch, Site, live_folders, site, wanted_items
@@ -31,9 +33,8 @@ from .sync import sync
 from .verify import drill, verify_archives
 
 __all__ = [
-    "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "backup", "checked", "discover",
-    "download",
-    "drill", "list_backups", "live_folders", "prune", "read_checks", "read_manifest", "restore",
-    "site",
-    "sync", "upload", "verify_archives", "wanted_items",
+    "DataMismatch", "DataState", "Mount", "Quiesce", "Site", "Vault", "backup", "checked",
+    "copy_flow", "discover", "download", "drill", "fetch", "list_backups", "list_copies",
+    "live_folders", "prune", "read_checks", "read_manifest", "restore", "rules_for", "site",
+    "sync", "upload", "vault", "verify_archives", "wanted_items",
 ]

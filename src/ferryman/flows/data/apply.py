@@ -20,6 +20,7 @@ from ...transport import CommandFailed
 from ..guards import guard_step
 from ..transfer import tools
 from . import snapshot
+from .mask import mask_steps, refuse_unmasked
 from .plan import DataState, SnapshotPlan, Staging, lines, remove
 from .quiesce import Quiesce
 from .run import run_flow, say_where
@@ -37,10 +38,12 @@ async def plan_target(s: Site, m: ar.Manifest, safety_id: str) -> tuple[Snapshot
 
 
 def apply_steps(s: Site, m: ar.Manifest, safety: SnapshotPlan, live: dict[str, str], rid: str,
-                state: DataState, received: bool = False) -> list[Step]:
+                state: DataState, received: bool = False,
+                mask: dict[str, list[str]] | None = None) -> list[Step]:
     """m: the backup as planned (ids, archives, compression); its counts are read from
     state.applied when the steps run. live: folders known at planning. received: the
-    archives arrived verified and already unpacked beside the live folders (sync-data)."""
+    archives arrived verified and already unpacked beside the live folders (sync-data).
+    mask: dump name -> SQL rules run once the data is in, before any service starts."""
     q = Quiesce(s)
     stop, start = q.steps("apply")
     state.live.update(live)
@@ -66,6 +69,8 @@ def apply_steps(s: Site, m: ar.Manifest, safety: SnapshotPlan, live: dict[str, s
             st = Staging(item, archive, live.get(item.name), rid)
             stagings.append(st)
             steps.extend(_item_steps(s, m, st, state, received))
+    if mask:
+        steps.extend(mask_steps(s, m, mask, state))
     for guard in s.cfg.guards:
         if guard.applies_to(s.env):
             # No restart: the business containers start after the swap anyway.
@@ -173,6 +178,7 @@ async def restore(cfg: Config, pool: HostPool, env: str, bid: str, bus: EventBus
                   dry_run: bool = False) -> tuple[Outcome, DataState]:
     s = await located_site(cfg, pool, env)
     m = await read_manifest(s, bid)
+    refuse_unmasked(cfg, env, m)
     rid, safety_id = ar.backup_id("r"), ar.backup_id("s")
     safety, live = await plan_target(s, m, safety_id)
     state = DataState(applied=m)

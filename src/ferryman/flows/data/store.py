@@ -15,6 +15,7 @@ from ...errors import BadInput
 from ...events import EventBus
 from ...hosts import HostPool
 from ...state import now_iso, operator, write_file
+from .mask import refuse_unmasked
 from .plan import remove
 from .site import Site
 from .verify import drill, verify_archives
@@ -55,7 +56,8 @@ async def checked(s: Site, m: ar.Manifest, drill_too: bool) -> list[str]:
 
 
 async def prune(s: Site, bus: EventBus) -> list[str]:
-    old = ar.beyond_retention(await list_backups(s), s.data.keep, s.data.keep_days)
+    old = ar.beyond_retention(await list_backups(s), s.data.keep, s.data.keep_days,
+                              checks=await read_checks(s))
     for m in old:
         await s.host.run(remove([s.folder(m.id)]), timeout=300)
     if old:
@@ -103,6 +105,7 @@ async def upload(s: Site, src: Path) -> str:
     if not manifest_file.is_file():
         raise BadInput(f"{src} holds no {ar.MANIFEST}: not a downloaded backup folder")
     m = ar.Manifest.parse(manifest_file.read_text())
+    refuse_unmasked(s.cfg, s.env, m)
     for name in _files(m):
         if not (src / name).is_file():
             raise BadInput(f"{src / name} is missing")

@@ -16,6 +16,7 @@ from ...transport import CommandFailed, pipe
 from ...transport.base import short_command
 from . import snapshot
 from .apply import apply_steps, plan_target
+from .mask import rules_for
 from .plan import DataState, SnapshotPlan, Staging, remove, skeleton
 from .run import run_flow, say_where
 from .site import DataMismatch, Site, live_folders, located_site
@@ -131,9 +132,12 @@ def send_step(relay: Relay) -> Step:
 
 
 async def sync(cfg: Config, pool: HostPool, src_env: str, dst_env: str, bus: EventBus,
-               dry_run: bool = False) -> tuple[Outcome, DataState]:
+               dry_run: bool = False, mask: bool = False) -> tuple[Outcome, DataState]:
+    """mask: TO gets a masked copy (data.dumps[].mask run before its services start)."""
     if src_env == dst_env:
         raise BadInput(f"FROM and TO are both '{src_env}'")
+    pool.env(dst_env)
+    rules = rules_for(cfg, dst_env, mask)
     src = await located_site(cfg, pool, src_env)
     dst = await located_site(cfg, pool, dst_env)
     bid, rid, safety_id = ar.backup_id("b"), ar.backup_id("r"), ar.backup_id("s")
@@ -146,8 +150,9 @@ async def sync(cfg: Config, pool: HostPool, src_env: str, dst_env: str, bus: Eve
     state.live.update(live)
     relay = Relay(src, dst, taken, rid, state, bus)
     steps = [*snapshot.backup_steps(src, taken, state, relay), send_step(relay),
-             *apply_steps(dst, m, safety, live, rid, state, received=True)]
+             *apply_steps(dst, m, safety, live, rid, state, received=True, mask=rules)]
     outcome = await run_flow(bus, [src, dst], f"sync-data {src_env} {dst_env} ({bid})", steps,
-                             {"from": src_env, "to": dst_env, "id": bid}, dry_run)
+                             {"from": src_env, "to": dst_env, "id": bid,
+                              **({"mask": True} if rules else {})}, dry_run)
     say_where(bus, outcome, state, dst, dry_run)
     return outcome, state
