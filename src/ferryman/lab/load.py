@@ -125,6 +125,8 @@ class Load:
     """`rate` requests a second (1 in `slow_every` a long one, 1 in `post_every` a POST),
     plus `ws_clients` WebSockets, until stop() or `max_seconds`, whichever comes first."""
 
+    CONNECTIONS = 64
+
     def __init__(self, base: str, *, rate: float = 200, ws_clients: int = 4,
                  slow_every: int = 100, post_every: int = 4, max_seconds: float = 600,
                  headers: dict[str, str] | None = None) -> None:
@@ -138,13 +140,19 @@ class Load:
         self.headers = headers or {}
         self.results = Results()
         self._stop = asyncio.Event()
+        # At most one request per connection in flight: left to itself, httpx queues the
+        # rest in its pool, whose scheduling grows with the square of the queue and stalls
+        # the client for tens of seconds after any hiccup. A request waiting here still
+        # counts the wait in its time (from when it was due).
+        self._slots = asyncio.Semaphore(self.CONNECTIONS)
         self._body = b"x" * 4096
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> Results:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        limits = httpx.Limits(max_connections=self.CONNECTIONS,
+                              max_keepalive_connections=self.CONNECTIONS)
         async with httpx.AsyncClient(limits=limits, timeout=30, headers=self.headers) as client:
             ws = [asyncio.create_task(self._websocket(i)) for i in range(self.ws_clients)]
             ws.append(asyncio.create_task(self._watch_loop()))
@@ -185,6 +193,11 @@ class Load:
         else:
             kind, method, path = "get", "GET", "/"
         started = time.monotonic()
+        async with self._slots:
+            await self._send(client, kind, method, path, started)
+
+    async def _send(self, client: httpx.AsyncClient, kind: str, method: str, path: str,
+                    started: float) -> None:
         retried = False
         for attempt in (1, 2):
             try:
