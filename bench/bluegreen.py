@@ -1,7 +1,8 @@
 """Blue-green benchmark: 20 switches through Debian's nginx under ~200 requests/s (GETs, 4 KB
 POSTs, 1 in 100 a 5 s request) and 8 WebSocket clients; prints failed requests, the version
-split, switch times and the WebSocket reconnections. With `wrk` installed (apt-get install
-wrk), a second pass has wrk's own keep-alive load beside the switches as a cross-check.
+split, switch times and the WebSocket reconnections. Then a canary 5/25/50/100 with the new
+side's share measured at each step. With `wrk` installed (apt-get install wrk), a last pass
+has wrk's own keep-alive load beside more switches as a cross-check.
 
 Run: .venv/bin/python bench/bluegreen.py [bookworm|trixie] [keepalive]
 (needs a local Docker engine; starts and removes two test hosts). `keepalive`: the site
@@ -11,6 +12,7 @@ nginx below 1.27.4). Prints figures; asserts nothing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -19,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ferryman.lab.load import Load
+from ferryman.lab.load import Load, split
 from ferryman.lab.proxysite import Background, Site, started_site
 
 SWITCHES = 20
@@ -43,6 +45,37 @@ def switches(site: Site, cfg: Path, count: int, first: int) -> list[tuple[str, f
         step = re.search(r"switch nginx to new web.*?ok \(([\d.]+)s\)", run.stderr, re.S)
         out.append((f"v{n}", time.monotonic() - began, float(step.group(1)) if step else -1))
     return out
+
+
+def _generation(site: Site) -> str:
+    return site.prod_sh("curl -s -H 'Host: ferryman_web.generation.ferryman' "
+                        "http://127.0.0.1:18409/ferryman-generation", check=False).strip()
+
+
+def canary(site: Site, cfg: Path, n: int) -> None:
+    """release --canary 5,25,50,100: the new side's share measured at each step over 3000
+    new visitors, then promoted."""
+    site.on_test(f"v{n}")
+    proc = subprocess.Popen([sys.executable, "-m", "ferryman", "-c", str(cfg), "release",
+                             "test", "prod", "--yes", "--canary", "5,25,50,100", "--step",
+                             "30s"], stderr=subprocess.PIPE, text=True)
+    shares = []
+    for weight in (5, 25, 50):
+        while not _generation(site).endswith(f"-{weight}") and proc.poll() is None:
+            time.sleep(0.2)
+        gen = _generation(site)
+        seen = asyncio.run(split(site.url, 3000))
+        share = 100.0 * seen.get(f"v{n}", 0) / sum(seen.values())
+        steady = "" if _generation(site) == gen else " (the step changed while measured)"
+        shares.append(f"{weight}% -> {share:.1f}%{steady}")
+    subprocess.run([sys.executable, "-m", "ferryman", "-c", str(cfg), "canary", "prod",
+                    "promote"], capture_output=True)
+    err = proc.communicate(timeout=300)[1]
+    forced = asyncio.run(split(site.url, 100, headers={"X-Canary": "1"}))
+    print(f"  canary 5/25/50/100 (exit {proc.returncode}), measured share of the new side: "
+          f"{', '.join(shares)}; after promote: {forced}")
+    if proc.returncode:
+        print(err[-2000:])
 
 
 def main(kind: str, keepalive: bool) -> None:
@@ -74,6 +107,7 @@ def main(kind: str, keepalive: bool) -> None:
         print(f"  versions answering: {s['versions']}")
         print(f"  WebSockets: closes by code {s['ws_closes']}, longest gap to the next frame "
               f"{s['ws_max_gap_s']} s")
+        canary(site, cfg, 2 + SWITCHES + 10)
         if shutil.which("wrk"):
             wrk = subprocess.Popen(["wrk", "-t2", "-c32", "-d60s", "--latency",
                                     site.url + "/"], stdout=subprocess.PIPE, text=True)
