@@ -162,3 +162,53 @@ def test_proxy_config_errors_name_the_key(tmp_path: Path, proxy: str, key: str) 
     with pytest.raises(ConfigError) as info:
         _load(tmp_path, proxy)
     assert key in [i.key for i in info.value.issues], info.value.issues
+
+
+def test_canary_router_file() -> None:
+    from ferryman.nginx import canary as cn
+    text = cn.render("ferryman_web", "web", 18080, 18081, 25, "r1-25", 18409, 18410, "X-Canary")
+    assert 'split_clients "$ferryman_web_key" $ferryman_web_split { 25% ferryman_web_new; ' \
+           '* ferryman_web_old; }' in text
+    assert "map $http_x_canary $ferryman_web_side" in text
+    assert "upstream ferryman_web {\n    server 127.0.0.1:18410 max_fails=0;\n}" in text
+    assert "upstream ferryman_web_new {\n    server 127.0.0.1:18081" in text
+    assert "access_log /var/log/nginx/ferryman_web.canary.log ferryman_web_canary;" in text
+    assert up.parse(text).generation == "r1-25"
+    assert cn.header_variable("X-QA-Canary") == "$http_x_qa_canary"
+
+
+LOG = """\
+1764565200.001 127.0.0.1:18080 200
+1764565200.002 127.0.0.1:18081 500
+1764565200.003 127.0.0.1:18081 200
+1764565200.004 127.0.0.1:18080 502
+1764565200.005 127.0.0.1:18080 200
+1764565200.006 - 499
+garbage
+"""
+
+
+def test_canary_tally_and_judgement() -> None:
+    from ferryman.nginx import canary as cn
+    old, new = cn.tally(LOG, 18080, 18081)
+    assert (old.requests, old.errors, new.requests, new.errors) == (3, 1, 2, 1)
+    # Too few on the new side to judge, whatever its rate.
+    assert not cn.judge(old, new, 2.0, 20).abort
+    assert cn.judge(old, new, 2.0, 2).abort  # 50% against 33.3%: 16.7 points over
+    assert not cn.judge(old, new, 20.0, 2).abort
+    verdict = cn.judge(cn.Tally(1000, 1), cn.Tally(100, 10), 2.0, 20)
+    assert verdict.abort and "new 10/100 5xx (10.0%), old 1/1000 5xx (0.1%)" in verdict.reason
+
+
+@pytest.mark.parametrize(("weights", "expected"), [
+    ("5,25,50,100", (5, 25, 50, 100)), ("10,50", (10, 50, 100)), ("100", (100,)),
+])
+def test_canary_weights(weights: str, expected: tuple[int, ...]) -> None:
+    assert bg.Canary.parse(weights, 60).weights == expected
+
+
+@pytest.mark.parametrize("weights", ["", "0,50", "50,25", "5,5,100", "5,x", "150"])
+def test_canary_weights_refused(weights: str) -> None:
+    from ferryman.errors import BadInput
+    with pytest.raises(BadInput, match="--canary"):
+        bg.Canary.parse(weights, 60)
