@@ -88,6 +88,13 @@ def main(kind: str, keepalive: bool) -> None:
         nginx = site.prod_sh("nginx -v 2>&1").strip()
         print(f"{kind}: {nginx}, keep-alive {'on' if keepalive else 'off'}, "
               f"{SWITCHES} switches at {RATE} requests/s")
+        with Background(Load(site.url, rate=RATE, ws_clients=8, slow_every=100,
+                             max_seconds=40)) as base:
+            time.sleep(40)
+        b = base.results.summary() if base.results else {}
+        print(f"  baseline, 40 s with no release: {b.get('requests')} requests, failed "
+              f"{b.get('failed')}, longer than their own duration + 1 s: {b.get('late')}, "
+              f"p50 {b.get('p50_ms')} ms, p99 {b.get('p99_ms')} ms, max {b.get('max_ms')} ms")
         start = time.monotonic()
         with Background(Load(site.url, rate=RATE, ws_clients=8, slow_every=100,
                              max_seconds=1200)) as bg:
