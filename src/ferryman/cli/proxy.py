@@ -11,7 +11,7 @@ from ..errors import EXIT_BAD_INPUT
 from ..flows import bluegreen as bg
 from ..flows.lock import env_lock
 from ..hosts import open_pool
-from ..state import write_file
+from ..nginx import commands as nc
 from ..steps import Outcome, run_steps
 from .common import err_console, fail, load, make_bus, run_logged
 
@@ -60,7 +60,8 @@ def canary(
             told = []
             for p in pool.placements(env, chosen):
                 path = bg.control_path(cfg.project, p.service)
-                await pool.host(env, p.host).run(write_file(path), input=action.encode(),
+                # Renamed into place: the release never reads half a word.
+                await pool.host(env, p.host).run(nc.install(path), input=action.encode(),
                                                  timeout=30, check=True)
                 told.append(f"{p.service} on {p.host}")
             return told

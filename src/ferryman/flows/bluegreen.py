@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from .health import wait_healthy
 
 NEXT = "ferryman-next"
 CONFIRM_SECONDS = 10.0  # a reload that has not taken by then has failed
+EARLY_JUDGE = 200  # requests on the new side before a canary step may abort before its end
 POLL = 0.25
 
 
@@ -62,7 +64,9 @@ def published_port(facts: ContainerFacts, port: int) -> int | None:
     bindings = ((facts.raw.get("HostConfig") or {}).get("PortBindings") or {}).get(
         f"{port}/tcp") or []
     for b in bindings:
-        if str(b.get("HostPort") or "").isdigit():
+        # nginx reaches it on 127.0.0.1: a port bound to another address only is not there
+        if str(b.get("HostPort") or "").isdigit() and (b.get("HostIp") or "") in (
+                "", "0.0.0.0", "::", "127.0.0.1"):
             return int(b["HostPort"])
     return None
 
@@ -261,8 +265,15 @@ async def _bake(sw: Switch, canary: Canary, weight: int, offset: int, control: s
     while True:
         await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
         lines = await sw.host.run(nc.read_from(log, offset), timeout=30)
+        if not lines.ok:
+            raise FlowFailed(f"the canary log {log} on {sw.host_label} cannot be read: "
+                             f"{lines.stderr.strip()}", hint="without it the new side's "
+                             "errors cannot be judged")
         old, new = cn.tally(lines.stdout, sw.live_port, sw.new_port)
-        verdict = cn.judge(old, new, p.canary_margin, p.canary_min_requests)
+        over = time.monotonic() >= end
+        # Within the step only a clear case aborts: a few early errors are noise.
+        least = p.canary_min_requests if over else max(p.canary_min_requests, EARLY_JUDGE)
+        verdict = cn.judge(old, new, p.canary_margin, least)
         if verdict.abort:
             raise FlowFailed(f"canary of {sw.service} on {sw.host_label} aborted at {weight}%: "
                              f"{verdict.reason}", hint=f"its requests are in {log} on "
@@ -275,7 +286,7 @@ async def _bake(sw: Switch, canary: Canary, weight: int, offset: int, control: s
             bus.info(f"canary {sw.service} on {sw.host_label} {weight}%: promoted by `ferryman "
                      f"canary ... promote` ({verdict.reason})")
             return "promote"
-        if time.monotonic() >= end:
+        if over:
             bus.info(f"canary {sw.service} on {sw.host_label} {weight}%: {verdict.reason}: "
                      "next step")
             return None
@@ -370,7 +381,8 @@ def rename_step(ctx: UndoContext, sw: Switch, current: str, policy: str | None) 
             await sw.host.run(argv, timeout=60, check=True)
         return f"{current} is {name} now"
 
-    data = {"kind": "renamed", "host": sw.host_label, "from": current, "to": name}
+    data = {"kind": "renamed", "host": sw.host_label, "from": current, "to": name,
+            "policy_off": bool(policy and policy != "no")}
     return Step(f"name new {sw.service} {name} on {sw.host_label}", run, bound(ctx, data),
                 undo_data=data, params={"from": current, "to": name}, host=sw.host_label,
                 undo_if_failed=True, commands=[short_command(a) for a in argvs])
@@ -383,6 +395,8 @@ async def _undo_renamed(ctx: UndoContext, d: dict[str, Any]) -> None:
     now = parse_containers(res.stdout)
     if d["to"] in now and d["from"] not in now:
         await host.run(dc.rename_container(d["to"], d["from"]), timeout=60, check=True)
+        if d.get("policy_off"):  # a kept container never comes back by itself
+            await host.run(dc.set_restart_policy(d["from"], "no"), timeout=60, check=True)
 
 
 def gate_step(sw: Switch, container: str, port: int, health: Health | None,
@@ -397,6 +411,35 @@ def gate_step(sw: Switch, container: str, port: int, health: Health | None,
         params["http"] = checked.http
     return Step(f"health of {what} {sw.service} on {sw.host_label}", run, params=params,
                 host=sw.host_label)
+
+
+def beside_step(t: rc.Target, sw: Switch, spec: Any, new_name: str) -> Step:
+    """start_steps for the new side, with an undo that drains it and never removes it while
+    nginx's file still sends traffic to it (a switch back that failed)."""
+    step = rc.start_steps(dataclasses.replace(t, container=new_name, facts=None), spec,
+                          "start new")
+    data = {"kind": "beside", "host": sw.host_label, "container": new_name,
+            "path": sw.path, "port": sw.new_port, "drain": sw.proxy.drain}
+    step.undo = bound(t.ctx, data)
+    step.undo_data = data
+    return step
+
+
+@undoer("beside")
+async def _undo_beside(ctx: UndoContext, d: dict[str, Any]) -> str:
+    host = ctx.host(d["host"])
+    now = await host.run(read_file(d["path"]), timeout=30)
+    target = f"127.0.0.1:{d['port']}"
+    if now.ok and target in now.stdout:
+        raise FlowFailed(f"{d['container']} is left running on {host.label}: nginx's "
+                         f"{d['path']} still sends traffic to {target}",
+                         hint="put the previous side back first (ferryman proxy-upstream "
+                              "points the file at the container named as the service)")
+    drained = await drain(host, d["port"], float(d.get("drain", 30)))
+    res = await host.run(dc.inspect_containers([d["container"]]), timeout=30)
+    if d["container"] in parse_containers(res.stdout):
+        await host.run(dc.remove_container(d["container"], force=True), timeout=120, check=True)
+    return f"{d['container']} removed ({drained})"
 
 
 def start_kept_step(ctx: UndoContext, sw: Switch, kept: str) -> Step:

@@ -9,7 +9,6 @@ Any failure undoes in reverse; the release is recorded on TO either way.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -541,8 +540,8 @@ async def _bluegreen_steps(cfg: Config, plan: Plan, t: rc.Target, entry: Service
         raise PreconditionFailed(
             f"{new_name} already exists on {t.host_label}: an earlier switch of {t.service} "
             "did not finish", host=t.host_label,
-            hint=f"`ferryman resume {plan.dst_env}` finishes or undoes it; if none is "
-                 f"pending, remove it (docker rm -f {new_name})")
+            hint=f"`ferryman abort {plan.dst_env}` undoes that release; if none is pending, "
+                 f"remove it (docker rm -f {new_name})")
     sw = await bg.read_switch(t.host, t.host_label, t.service, t.container, svc.proxy,
                               svc.upstream, t.facts)
     raw = bg.beside(t.facts.raw, svc.proxy.port, sw.new_port, t.service, t.host_label)
@@ -553,8 +552,7 @@ async def _bluegreen_steps(cfg: Config, plan: Plan, t: rc.Target, entry: Service
     plan.notes.append(f"{where}: blue-green through nginx upstream {svc.upstream} "
                       f"({sw.path}): new side on 127.0.0.1:{sw.new_port}, the old one on "
                       f"127.0.0.1:{sw.live_port} drains for at most {svc.proxy.drain:g} s")
-    start = rc.start_steps(dataclasses.replace(t, container=new_name, facts=None), spec,
-                           "start new")
+    start = bg.beside_step(t, sw, spec, new_name)
     canary = (plan.canary, cfg.project, bus) if plan.canary else None
     return bg.release_steps(t, sw, start, new_name, entry.kept, plan.rid, canary=canary)
 

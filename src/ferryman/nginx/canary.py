@@ -63,7 +63,7 @@ server {{
         proxy_set_header Connection ${u}_connection;
         proxy_read_timeout 3600s;
         proxy_buffering off;
-        add_header Set-Cookie ${u}_set;
+        add_header Set-Cookie ${u}_set always;
     }}
 }}
 server {{

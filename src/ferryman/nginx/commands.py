@@ -37,7 +37,7 @@ def generation(marker_port: int, host: str, path: str) -> list[str]:
 def connections(port: int) -> list[str]:
     """Established connections to a loopback port: nginx's to that side (the counting is
     done on nginx's end, the same with or without Docker's userland proxy)."""
-    return ["ss", "-Htn", "state", "established", "(", "dport", "=", f":{port}", ")"]
+    return ["ss", "-Htn", "state", "established", "dst", f"127.0.0.1:{port}"]
 
 
 # Workers of an earlier configuration still serving what they accepted before the reload:
