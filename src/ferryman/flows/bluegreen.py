@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Config
-from ..config.schema import Health, Proxy
+from ..config.schema import Health, Proxy, Service
 from ..docker import commands as dc
 from ..docker.inspect import ContainerFacts, parse_containers
 from ..errors import BadInput, FlowFailed, PreconditionFailed
@@ -57,6 +57,17 @@ def side_health(health: Health | None, port: int) -> Health | None:
     parts = urlsplit(health.http)
     return health.model_copy(update={"http": urlunsplit(
         (parts.scheme, f"127.0.0.1:{port}", parts.path, parts.query, parts.fragment))})
+
+
+async def live_health(host: Host, service: Service, container: str) -> Health | None:
+    """The service's check as `container` answers it: a proxied service's side is on its own
+    loopback port, not on the port the check names."""
+    if service.proxy is None or service.health is None or not service.health.http:
+        return service.health
+    res = await host.run(dc.inspect_containers([container]), timeout=30)
+    facts = parse_containers(res.stdout).get(container)
+    port = published_port(facts, service.proxy.port) if facts else None
+    return side_health(service.health, port) if port else service.health
 
 
 def published_port(facts: ContainerFacts, port: int) -> int | None:

@@ -17,6 +17,7 @@ from ..steps import Step
 from ..transport import CommandFailed, Host
 from ..transport.base import short_command
 from ..undo import UndoContext, undoer
+from .bluegreen import live_health
 from .health import wait_healthy
 
 
@@ -33,8 +34,8 @@ async def _restart(cfg: Config, pool: HostPool, env: str, host_label: str, host:
             continue
         await host.run(dc.restart_container(place.container, None), timeout=120,
                        check=True)
-        await wait_healthy(host, place.service, place.container,
-                           cfg.services[place.service].health, env=place.env)
+        health = await live_health(host, cfg.services[place.service], place.container)
+        await wait_healthy(host, place.service, place.container, health, env=place.env)
         done.append(place.service)
     return done
 

@@ -21,6 +21,7 @@ from ..record import Record, ServiceChange
 from ..state import now_iso, operator
 from ..steps import Outcome, Step, run_steps
 from ..undo import UndoContext, run_undo
+from . import bluegreen as bg
 from . import recreate as rc
 from .history import write_record
 from .lock import env_lock
@@ -200,6 +201,8 @@ def _carry_switched(cfg: Config, pool: HostPool, plan: Plan, journal: Journal) -
         plan.changes[i] = was
         plan.notes.append(f"{change.service} on {change.host} was switched before the "
                           "interruption: its health is checked again")
+        health = cfg.services[change.service].health
         t = rc.Target(change.service, change.host, pool.host(plan.env, change.host),
-                      change.container, cfg.services[change.service].health, None, ctx)
+                      change.container, bg.side_health(health, was.port) if was.port
+                      else health, None, ctx)
         plan.steps.append(rc.health_step(t))
