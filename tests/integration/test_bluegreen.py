@@ -138,6 +138,35 @@ def test_unhealthy_new_side_never_takes_traffic(site: Site) -> None:
     assert "ferryman-next" not in names
 
 
+def test_failure_after_the_switch_goes_back_without_a_failed_request(site: Site) -> None:
+    """The new side turns sick in the watch window, after nginx was switched, the old side
+    stopped and the new one renamed: every undo runs under load, and traffic is back on the
+    old side before the new one drains and goes."""
+    cfg = _ready(site)
+    live = _version_served(site.url)
+    before = site.prod_sh(f"cat {UPSTREAM_FILE}")
+    old_id = site.prod_sh("docker inspect --format '{{.Id}}' web").strip()
+    site.on_test("v8", sick_after=8)
+    with Background(Load(site.url, rate=120, ws_clients=2)) as bg:
+        run = ferryman(cfg, "release", "test", "prod", "--yes", "--watch", "40s")
+        done = time.monotonic()
+        time.sleep(1.0)
+    assert run.code == 1, run.err
+    assert "failed" in run.err and "into the 40s watch" in run.err, run.err
+    assert "switch nginx to new web on prod-1" in run.err
+    results = bg.results
+    assert results is not None
+    print(results.summary())
+    assert results.failed == [], (results.summary(), results.failed[:5])
+    assert results.late() == [], (results.summary(), results.late()[:5])
+    assert results.versions().get("v8"), "the new side never took traffic"
+    assert set(results.versions(since=done)) == {live}
+    assert site.prod_sh(f"cat {UPSTREAM_FILE}") == before
+    assert site.prod_sh("docker inspect --format '{{.Id}} {{.State.Running}}' web").split() \
+        == [old_id, "true"]
+    assert "ferryman-next" not in site.prod_sh("docker ps -a --format '{{.Names}}'")
+
+
 def _generation(site: Site) -> str:
     return site.prod_sh("curl -s -H 'Host: ferryman_web.generation.ferryman' "
                         "http://127.0.0.1:18409/ferryman-generation", check=False).strip()

@@ -14,7 +14,8 @@
  * server does when `docker stop` asks it to.
  *
  * One process per connection (fork): no shared state, nothing to lock.
- * Environment: VERSION (default v1), PORT (default 8080), FAIL_PCT (default 0).
+ * Environment: VERSION (default v1), PORT (default 8080), FAIL_PCT (default 0), SICK_AFTER
+ * (seconds after start from which /health answers 500: a build that turns bad in the watch).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +35,8 @@
 
 static const char *version = "v1";
 static int fail_pct = 0;
+static long sick_after = -1; /* /health answers 500 from this many seconds after start */
+static time_t started;
 static volatile sig_atomic_t stopping = 0;
 
 static void on_term(int sig) { (void)sig; stopping = 1; }
@@ -210,7 +213,11 @@ static void serve(int fd) {
         have += (size_t)r;
     }
     char text[256];
-    if (strcmp(path, "/health") == 0) { respond(fd, 200, "ok\n"); return; }
+    if (strcmp(path, "/health") == 0) {
+        if (sick_after >= 0 && time(NULL) - started >= sick_after) respond(fd, 500, "sick\n");
+        else respond(fd, 200, "ok\n");
+        return;
+    }
     if (header(req, "Upgrade", value, sizeof value) && strcasecmp(value, "websocket") == 0 &&
         header(req, "Sec-WebSocket-Key", value, sizeof value)) {
         websocket(fd, value);
@@ -238,6 +245,8 @@ static void serve(int fd) {
 int main(void) {
     if (getenv("VERSION")) version = getenv("VERSION");
     if (getenv("FAIL_PCT")) fail_pct = atoi(getenv("FAIL_PCT"));
+    if (getenv("SICK_AFTER")) sick_after = atol(getenv("SICK_AFTER"));
+    started = time(NULL);
     int port = getenv("PORT") ? atoi(getenv("PORT")) : 8080;
     struct sigaction sa = {0};
     sa.sa_handler = on_term; /* no SA_RESTART: accept() returns on SIGTERM */

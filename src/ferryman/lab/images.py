@@ -247,15 +247,18 @@ def _appserver_binary() -> Path:
 
 
 def appserver_image(version: str, *, fail_pct: int = 0, port: int = 8080,
-                    tag: str | None = None) -> str:
+                    sick_after: int | None = None, tag: str | None = None) -> str:
     """The app of the zero-downtime tests: lab/appserver.c (HTTP, slow requests, POST bodies,
     WebSockets, graceful SIGTERM) answering as `version`, on `port` (a build that listens
     elsewhere never passes a health check on 8080)."""
     env = {"VERSION": version, "PORT": str(port)}
     if fail_pct:
         env["FAIL_PCT"] = str(fail_pct)
+    if sick_after is not None:
+        env["SICK_AFTER"] = str(sick_after)
     digest = hashlib.sha256(APPSERVER_SOURCE.read_bytes()).hexdigest()
-    suffix = (f"-fail{fail_pct}" if fail_pct else "") + (f"-port{port}" if port != 8080 else "")
+    suffix = ((f"-fail{fail_pct}" if fail_pct else "") + (f"-port{port}" if port != 8080 else "")
+              + (f"-sick{sick_after}" if sick_after is not None else ""))
     return build_app_image(tag or f"as-{version}{suffix}",
                            f"appserver {version}", cmd='["/bin/appserver"]', env=env,
                            appserver=digest)
