@@ -160,6 +160,8 @@ def test_failure_after_the_switch_goes_back_without_a_failed_request(site: Site)
     assert results.failed == [], (results.summary(), results.failed[:5])
     assert results.late() == [], (results.summary(), results.late()[:5])
     assert results.versions().get("v8"), "the new side never took traffic"
+    # Both sides stopped the way an app is asked to: every WebSocket closed with 1001.
+    assert {code for code, _ in results.ws_gaps()} == {1001}, results.ws_gaps()
     assert set(results.versions(since=done)) == {live}
     assert site.prod_sh(f"cat {UPSTREAM_FILE}") == before
     assert site.prod_sh("docker inspect --format '{{.Id}} {{.State.Running}}' web").split() \

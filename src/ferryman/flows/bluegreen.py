@@ -449,8 +449,10 @@ async def _undo_beside(ctx: UndoContext, d: dict[str, Any]) -> str:
     drained = await drain(host, d["port"], float(d.get("drain", 30)))
     res = await host.run(dc.inspect_containers([d["container"]]), timeout=30)
     if d["container"] in parse_containers(res.stdout):
+        # Stopped first: the app finishes what it serves and says goodbye to its WebSockets.
+        await host.run(dc.stop_container(d["container"]), timeout=120)
         await host.run(dc.remove_container(d["container"], force=True), timeout=120, check=True)
-    return f"{d['container']} removed ({drained})"
+    return f"{d['container']} stopped and removed ({drained})"
 
 
 def start_kept_step(ctx: UndoContext, sw: Switch, kept: str) -> Step:
