@@ -42,6 +42,9 @@ def release(
     watch: str = typer.Option(None, "--watch", help="Watch the released services this long "
                               "after the switch (15m; 0: not at all); a failure rolls back. "
                               "Default: TO's `watch`."),
+    allow_missing_nodes: bool = typer.Option(
+        False, "--allow-missing-nodes", help="Swarm: release although some nodes that may run "
+        "a service cannot be given the image (down, no SSH address); they get no task of it."),
 ) -> None:
     """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
     cfg = load(ctx)
@@ -50,8 +53,14 @@ def release(
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
-            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag,
-                                           watch=window)
+            if dst in cfg.environments and cfg.environments[dst].swarm is not None:
+                from ..swarm import release as swarm_release
+                plan = await swarm_release.plan_swarm_release(
+                    cfg, pool, src, dst, services or [], bus,
+                    allow_missing_nodes=allow_missing_nodes)
+            else:
+                plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus,
+                                               tag=tag, watch=window)
             if not dry_run:
                 what = ", ".join(f"{s.service}={plan.new_ref(s.service)}"
                                  for s in plan.sources.values())
