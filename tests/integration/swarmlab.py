@@ -27,7 +27,6 @@ services:
   web:
     image: {image}
     init: true
-    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
     healthcheck:
       test: ["CMD", "cat", "/www/health"]
       interval: 1s

@@ -9,13 +9,15 @@ work nested, see swarmlab.py), gated by a healthcheck.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from labenv import ferryman
-from swarmlab import NODES, SwarmLab, deploy_stack, form_swarm, get
+from swarmlab import NODES, SwarmLab, deploy_stack, form_swarm, get, join
 
 from ferryman.lab import Lab, build_app_image, ensure_host_image
 from ferryman.swarm.commands import image_label
@@ -77,9 +79,6 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
         stop.set()
         loop.join()
     assert run.code == 0, run.out + run.err
-    print(run.out, run.err)
-    from collections import Counter
-    print(Counter(r for row in rounds for r in row))
     ref = sw.spec_image()
     assert ref.startswith("ferryman-app:r"), ref  # the release's own immutable tag
     assert sw.update_state() == "completed"
@@ -97,3 +96,109 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
     assert set(flat) <= {"app v1", "app v2", "refused"}
     assert all(any(r != "refused" for r in row) for row in rounds)
     assert "app v2" in rounds[-1] and "app v1" not in rounds[-1]
+
+
+def test_unhealthy_image_is_rolled_back_by_swarm_and_fails_the_release(sw: SwarmLab) -> None:
+    before = sw.spec_image()
+    sw.run_test_web(sw.images["bad"])
+    run = ferryman(sw.config(), "release", "test", "prod", "--yes")
+    assert run.code == 1, run.out + run.err
+    assert sw.update_state() == "rollback_completed"
+    assert "rolled back by Swarm" in run.out + run.err
+    assert sw.spec_image() == before
+    sw.wait_converged(2, before)
+    served = {get(sw.lab.ip_address(sw.nodes[n])) for n in NODES}
+    assert served == {"app v2", "refused"}  # two replicas on three nodes
+
+
+def test_a_node_drained_mid_update_leaves_the_release_whole(sw: SwarmLab) -> None:
+    sw.run_test_web(sw.images["v3"])
+    proc = subprocess.Popen([sys.executable, "-m", "ferryman", "-c", str(sw.config()),
+                             "release", "test", "prod", "--yes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    drained = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sw.update_state() == "updating":
+                # A node running a task of the service goes out while Swarm replaces tasks.
+                drained = sorted(t["Node"] for t in sw.tasks()
+                                 if t["DesiredState"] == "Running")[0]
+                sw.lab.exec(sw.manager, ["docker", "node", "update", "--availability",
+                                         "drain", drained])
+                break
+            time.sleep(0.2)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    try:
+        assert drained is not None, "the update was never seen in progress"
+        assert proc.returncode == 0, out
+        ref = sw.spec_image()
+        sw.wait_converged(2, ref)
+        running = [t for t in sw.tasks() if t["DesiredState"] == "Running"]
+        assert {t["Image"].split("@")[0] for t in running} == {ref}
+        assert drained not in {t["Node"] for t in running}
+        assert not [t for t in sw.tasks() if "No such image" in t["Error"]]
+    finally:
+        sw.lab.exec(sw.manager, ["docker", "node", "update", "--availability", "active",
+                                 drained or "worker1"])
+
+
+def _running_on(sw: SwarmLab, node: str, ref: str) -> list[dict[str, str]]:
+    return [t for t in sw.tasks() if t["Node"] == node and t["Image"].split("@")[0] == ref]
+
+
+def test_a_late_worker_gets_no_task_until_doctor_fix_loads_the_image(sw: SwarmLab) -> None:
+    late = sw.lab.start(["worker3"])[0]
+    sw.nodes["worker3"] = late
+    token = sw.lab.exec(sw.manager, ["docker", "swarm", "join-token", "-q", "worker"])
+    join(sw.lab, late, token.stdout.decode().strip(), sw.lab.ip_address(sw.manager))
+    cfg = sw.config(extra_nodes=["worker3"])
+    ref = sw.spec_image()
+    # Four replicas, one host port each: the fourth could only go to worker3, which lacks the
+    # image; ferryman's label constraint keeps it pending rather than Rejected there.
+    sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=4"])
+    sw.wait_converged(3, ref)
+    time.sleep(5)  # time enough for the scheduler to have placed a fourth task, were it able
+    assert not _running_on(sw, "worker3", ref), sw.tasks()
+    assert not [t for t in sw.tasks() if "No such image" in t["Error"]]
+    report = ferryman(cfg, "doctor", "prod", "--check", "swarm", "--json")
+    lacking = [f for f in report.json()["findings"]  # type: ignore[index, union-attr]
+               if f["check"] == "swarm" and f["subject"] == "web on worker3"]
+    assert [f["status"] for f in lacking] == ["FAIL"], report.out
+    fixed = ferryman(cfg, "doctor", "prod", "--check", "swarm", "--fix", "--yes", "--json")
+    assert sw.image_id(late, ref) == sw.image_id(sw.manager, ref) != ""
+    fixes = fixed.json()["fixes"]  # type: ignore[index]
+    assert [(x["subject"], x["applied"], x["proven"]) for x in fixes] == [
+        ("web on worker3", True, True)], fixed.out + fixed.err
+    sw.wait_converged(4, ref)
+    assert _running_on(sw, "worker3", ref)
+    sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=2"])
+    sw.wait_converged(2, ref)
+
+
+def test_a_node_down_is_named_and_refused_unless_allowed(sw: SwarmLab) -> None:
+    cfg = sw.config(extra_nodes=["worker3"])
+    before = sw.spec_image()
+    sw.lab.stop_host(sw.nodes["worker3"])
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        node = sw.docker_json(sw.manager, "node", "inspect", "worker3")[0]
+        if node["Status"]["State"] == "down":
+            break
+        time.sleep(2)
+    sw.run_test_web(sw.images["v2"])
+    refused = ferryman(cfg, "release", "test", "prod", "--yes")
+    assert refused.code == 3, refused.out + refused.err
+    assert "worker3 is down" in refused.out + refused.err
+    assert sw.spec_image() == before
+    allowed = ferryman(cfg, "release", "test", "prod", "--yes", "--allow-missing-nodes")
+    assert allowed.code == 0, allowed.out + allowed.err
+    ref = sw.spec_image()
+    assert ref != before
+    sw.wait_converged(2, ref)
+    constraints = sw.service()["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+    v2_id = sw.image_id(sw.test, sw.images["v2"])
+    assert constraints == [f"node.labels.{image_label(v2_id)}==true"]

@@ -45,7 +45,7 @@ class Node:
         return None
 
 
-def _json_list(text: str) -> list[dict[str, Any]]:
+def json_list(text: str) -> list[dict[str, Any]]:
     try:
         data = json.loads(text or "[]")
     except ValueError:
@@ -56,7 +56,7 @@ def _json_list(text: str) -> list[dict[str, Any]]:
 def parse_nodes(text: str) -> list[Node]:
     """`docker node inspect` output."""
     out = []
-    for n in _json_list(text):
+    for n in json_list(text):
         spec, desc, status = n.get("Spec") or {}, n.get("Description") or {}, n.get("Status") or {}
         platform = desc.get("Platform") or {}
         out.append(Node(n.get("ID", ""), desc.get("Hostname", ""), spec.get("Role", ""),
@@ -115,7 +115,7 @@ def _image(spec: dict[str, Any]) -> str:
 def parse_services(text: str) -> dict[str, Service]:
     """`docker service inspect` output, by service name."""
     out = {}
-    for s in _json_list(text):
+    for s in json_list(text):
         spec = s.get("Spec") or {}
         task = spec.get("TaskTemplate") or {}
         prev = s.get("PreviousSpec")
