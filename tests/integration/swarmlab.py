@@ -37,7 +37,7 @@ services:
         published: {port}
         mode: host
     deploy:
-      replicas: 2
+      replicas: 1
 """
 
 

@@ -2,7 +2,7 @@
 
 One swarm serves the whole module (tests run in file order and build on each other): TEST
 runs `web` by docker run; PROD is the stack `shop` (deployed from a compose file) whose
-`shop_web` runs 2 replicas published with `mode: host` on port 9080 (the routing mesh does not
+`shop_web` runs 1 replica published with `mode: host` on port 9080 (the routing mesh does not
 work nested, see swarmlab.py), gated by a healthcheck.
 """
 
@@ -48,7 +48,7 @@ def sw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmLab]:
         form_swarm(lab, nodes)
         sw = SwarmLab(lab, hosts["test"], nodes, workdir, images)
         deploy_stack(lab, sw.manager, images["v1"])
-        sw.wait_converged(2, images["v1"])
+        sw.wait_converged(1, images["v1"])
         yield sw
     finally:
         lab.remove()
@@ -79,6 +79,7 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
         stop.set()
         loop.join()
     assert run.code == 0, run.out + run.err
+    assert "shop_web: start-first" in run.out + run.err
     ref = sw.spec_image()
     assert ref.startswith("ferryman-app:r"), ref  # the release's own immutable tag
     assert sw.update_state() == "completed"
@@ -86,7 +87,7 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
         assert sw.image_id(node, ref) == v2_id, name
         labels = sw.docker_json(sw.manager, "node", "inspect", name)[0]["Spec"]["Labels"]
         assert labels.get(image_label(v2_id)) == "true", name
-    sw.wait_converged(2, ref)
+    sw.wait_converged(1, ref)
     # No request failed: a node answers with the old or the new app, or refuses while it has
     # no task (start-first moves a task to the node whose host port is free); some node
     # answered in every round.
@@ -106,9 +107,9 @@ def test_unhealthy_image_is_rolled_back_by_swarm_and_fails_the_release(sw: Swarm
     assert sw.update_state() == "rollback_completed"
     assert "rolled back by Swarm" in run.out + run.err
     assert sw.spec_image() == before
-    sw.wait_converged(2, before)
+    sw.wait_converged(1, before)
     served = {get(sw.lab.ip_address(sw.nodes[n])) for n in NODES}
-    assert served == {"app v2", "refused"}  # two replicas on three nodes
+    assert served == {"app v2", "refused"}  # one replica on three nodes
 
 
 def test_a_node_drained_mid_update_leaves_the_release_whole(sw: SwarmLab) -> None:
@@ -136,7 +137,7 @@ def test_a_node_drained_mid_update_leaves_the_release_whole(sw: SwarmLab) -> Non
         assert drained is not None, "the update was never seen in progress"
         assert proc.returncode == 0, out
         ref = sw.spec_image()
-        sw.wait_converged(2, ref)
+        sw.wait_converged(1, ref)
         running = [t for t in sw.tasks() if t["DesiredState"] == "Running"]
         assert {t["Image"].split("@")[0] for t in running} == {ref}
         assert drained not in {t["Node"] for t in running}
@@ -175,8 +176,8 @@ def test_a_late_worker_gets_no_task_until_doctor_fix_loads_the_image(sw: SwarmLa
         ("web on worker3", True, True)], fixed.out + fixed.err
     sw.wait_converged(4, ref)
     assert _running_on(sw, "worker3", ref)
-    sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=2"])
-    sw.wait_converged(2, ref)
+    sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=1"])
+    sw.wait_converged(1, ref)
 
 
 def test_a_node_down_is_named_and_refused_unless_allowed(sw: SwarmLab) -> None:
@@ -198,7 +199,7 @@ def test_a_node_down_is_named_and_refused_unless_allowed(sw: SwarmLab) -> None:
     assert allowed.code == 0, allowed.out + allowed.err
     ref = sw.spec_image()
     assert ref != before
-    sw.wait_converged(2, ref)
+    sw.wait_converged(1, ref)
     constraints = sw.service()["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
     v2_id = sw.image_id(sw.test, sw.images["v2"])
     assert constraints == [f"node.labels.{image_label(v2_id)}==true"]

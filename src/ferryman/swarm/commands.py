@@ -38,7 +38,7 @@ def label_nodes(label: str, node_ids: Sequence[str], add: bool) -> list[list[str
     return [["docker", "node", "update", *flag, node] for node in node_ids]
 
 
-def update_service(name: str, ref: str, *, order: str, monitor: float,
+def update_service(name: str, ref: str, *, order: str, rollback_order: str, monitor: float,
                    constraints_rm: Sequence[str] = (), constraint_add: str | None = None,
                    parallelism: int = 1) -> list[str]:
     """The image change, pinned (no registry to resolve a digest from), with the update
@@ -47,7 +47,7 @@ def update_service(name: str, ref: str, *, order: str, monitor: float,
     argv = ["docker", "service", "update", "--detach", "--image", ref, "--no-resolve-image",
             "--update-order", order, "--update-parallelism", str(parallelism),
             "--update-monitor", f"{monitor:g}s", "--update-failure-action", "rollback",
-            "--update-max-failure-ratio", "0", "--rollback-order", order]
+            "--update-max-failure-ratio", "0", "--rollback-order", rollback_order]
     for c in constraints_rm:
         argv += ["--constraint-rm", c]
     if constraint_add:

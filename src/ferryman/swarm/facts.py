@@ -194,16 +194,23 @@ def parse_tasks(text: str) -> list[Task]:
     return out
 
 
-def update_order(svc: Service, eligible: int) -> tuple[str, str]:
-    """start-first where the new task can start beside the old: not where a host-mode port
-    is published on every eligible node (the new task could bind it nowhere)."""
+def update_order(svc: Service, active: int) -> tuple[str, str, str]:
+    """(update order, rollback order, why). start-first where the new task can start beside
+    the old one. A host-mode port is bound once per node: the new task must find a node where
+    it is free, and one spare node is not enough, since a node drained or lost mid-update
+    takes it away and the update then waits forever on a task no node can take; a rollback
+    with host-mode ports always stops first, so it can never wait like that."""
     if not svc.host_ports:
-        return "start-first", "the new task starts before the old one stops"
-    if svc.replicas is not None and svc.replicas < eligible:
-        return "start-first", (f"host-mode ports {svc.host_ports}: the new task starts on a "
-                               "node where the port is free, then the old one stops")
-    return "stop-first", (f"host-mode ports {svc.host_ports} are taken on every eligible "
-                          "node: each task stops before its replacement starts")
+        return "start-first", "start-first", "the new task starts before the old one stops"
+    if svc.replicas is not None and svc.replicas <= active - 2:
+        return "start-first", "stop-first", (
+            f"host-mode ports {svc.host_ports}: the new task starts on a node where the port "
+            f"is free ({active} active nodes for {svc.replicas} replica(s)), then the old "
+            "one stops")
+    return "stop-first", "stop-first", (
+        f"host-mode ports {svc.host_ports} with {active} active node(s) for "
+        f"{svc.replicas if svc.replicas is not None else 'a global service'}: fewer than two "
+        "spare nodes, so each task stops before its replacement starts")
 
 
 def monitor(svc: Service, gate_window: float | None) -> float:

@@ -185,8 +185,8 @@ async def plan_swarm_release(cfg: Config, pool: HostPool, src_env: str, dst_env:
         health = cfg.services[name].health
         gate = health.start_period + health.interval * health.retries if health else None
         plan.steps.append(update_step(plan, ctx, mgr, svc, plan.refs[name],
-                                      src.facts.image_id, len(plan.reaches[name].hosts),
-                                      gate, swarm, bus))
+                                      src.facts.image_id,
+                                      active_nodes(plan.reaches[name]), gate, swarm, bus))
     return plan
 
 
@@ -215,15 +215,20 @@ def label_step(plan: SwarmPlan, ctx: UndoContext, state: SwarmState) -> Step:
                 undo_if_failed=True)
 
 
+def active_nodes(r: Reach) -> int:
+    """Nodes that may take a new task of the service now (up, given the image, not drained)."""
+    return sum(1 for n in r.hosts.values() if n.availability == "active")
+
+
 def update_step(plan: SwarmPlan, ctx: UndoContext, mgr: Host, svc: Service, ref: str,
-                image_id: str, eligible: int, gate: float | None, swarm: Swarm,
+                image_id: str, active: int, gate: float | None, swarm: Swarm,
                 bus: EventBus) -> Step:
-    order, why = sf.update_order(svc, eligible)
+    order, back, why = sf.update_order(svc, active)
     window = sf.monitor(svc, gate)
-    argv = sc.update_service(svc.name, ref, order=order, monitor=window,
+    argv = sc.update_service(svc.name, ref, order=order, rollback_order=back, monitor=window,
                              constraints_rm=svc.own_constraints,
                              constraint_add=sc.image_constraint(image_id))
-    plan.notes.append(f"{svc.name}: {order} ({why}); monitor {window:g}s")
+    plan.notes.append(f"{svc.name}: {order} ({why}); monitor {window:g}s; rollback {back}")
 
     async def run() -> str:
         now = sf.parse_services((await mgr.run(sc.inspect_services([svc.name]),
