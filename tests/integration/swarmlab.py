@@ -18,7 +18,8 @@ from typing import Any
 from ferryman.lab import Lab, LabHost
 
 NODES = ["manager", "worker1", "worker2"]
-PORT = 9080  # published by each task on its own node (mode: host)
+PORT = 9080  # published by each task of web on its own node (mode: host)
+API_PORT = 9081
 STACK_DIR = "/opt/shop"
 # A healthcheck Swarm gates each task on: a bad image lacks /www/health.
 STACK = """\
@@ -35,6 +36,20 @@ services:
     ports:
       - target: 8080
         published: {port}
+        mode: host
+    deploy:
+      replicas: 1
+  api:
+    image: {image}
+    init: true
+    healthcheck:
+      test: ["CMD", "cat", "/www/health"]
+      interval: 1s
+      retries: 3
+      start_period: 1s
+    ports:
+      - target: 8080
+        published: {api_port}
         mode: host
     deploy:
       replicas: 1
@@ -78,6 +93,11 @@ environments:
       stack: shop
       timeout: 240
 services:
+  api:
+    health:
+      docker: true
+      retries: 3
+      interval: 1s
   web:
     health:
       docker: true
@@ -94,14 +114,14 @@ services:
     def docker_json(self, host: LabHost, *argv: str) -> Any:
         return json.loads(self.lab.exec(host, ["docker", *argv]).stdout.decode())
 
-    def service(self) -> dict[str, Any]:
-        return self.docker_json(self.manager, "service", "inspect", "shop_web")[0]
+    def service(self, name: str = "shop_web") -> dict[str, Any]:
+        return self.docker_json(self.manager, "service", "inspect", name)[0]
 
-    def spec_image(self) -> str:
-        return self.service()["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    def spec_image(self, name: str = "shop_web") -> str:
+        return self.service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
-    def update_state(self) -> str | None:
-        return (self.service().get("UpdateStatus") or {}).get("State")
+    def update_state(self, name: str = "shop_web") -> str | None:
+        return (self.service(name).get("UpdateStatus") or {}).get("State")
 
     def tasks(self) -> list[dict[str, Any]]:
         out = self.lab.exec(self.manager, ["docker", "service", "ps", "--no-trunc", "--format",
@@ -112,10 +132,10 @@ services:
         return self.lab.exec(host, ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
                              check=False).stdout.decode().strip()
 
-    def run_test_web(self, image: str) -> None:
-        """TEST runs `web` from this image: what a release takes."""
-        self.lab.exec(self.test, ["docker", "rm", "-f", "web"], check=False)
-        self.lab.exec(self.test, ["docker", "run", "-d", "--name", "web", "--init", image])
+    def run_test_web(self, image: str, name: str = "web") -> None:
+        """TEST runs `web` (or `api`) from this image: what a release takes."""
+        self.lab.exec(self.test, ["docker", "rm", "-f", name], check=False)
+        self.lab.exec(self.test, ["docker", "run", "-d", "--name", name, "--init", image])
 
     def wait_converged(self, replicas: int, image: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -170,6 +190,6 @@ def join(lab: Lab, host: LabHost, token: str, manager_ip: str) -> None:
 def deploy_stack(lab: Lab, manager: LabHost, image: str) -> None:
     lab.exec(manager, ["mkdir", "-p", STACK_DIR])
     lab.exec(manager, ["sh", "-c", 'cat > "$1"', "-", f"{STACK_DIR}/stack.yml"],
-             input=STACK.format(image=image, port=PORT).encode())
+             input=STACK.format(image=image, port=PORT, api_port=API_PORT).encode())
     lab.exec(manager, ["docker", "stack", "deploy", "--resolve-image", "never", "-c",
                        f"{STACK_DIR}/stack.yml", "shop"])

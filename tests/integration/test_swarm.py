@@ -2,8 +2,9 @@
 
 One swarm serves the whole module (tests run in file order and build on each other): TEST
 runs `web` by docker run; PROD is the stack `shop` (deployed from a compose file) whose
-`shop_web` runs 1 replica published with `mode: host` on port 9080 (the routing mesh does not
-work nested, see swarmlab.py), gated by a healthcheck.
+`shop_web` and `shop_api` run 1 replica each, published with `mode: host` on ports 9080 and
+9081 (the routing mesh does not work nested, see swarmlab.py), gated by a healthcheck. `api`
+comes first in ferryman.yml: it is updated before `web`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def _loop(sw: SwarmLab, stop: threading.Event, out: list[list[str]]) -> None:
 
 def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
     sw.run_test_web(sw.images["v2"])
+    sw.run_test_web(sw.images["v2"], "api")
     cfg = sw.config()
     v2_id = sw.image_id(sw.test, sw.images["v2"])
     rounds: list[list[str]] = []
@@ -100,13 +102,18 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
 
 
 def test_unhealthy_image_is_rolled_back_by_swarm_and_fails_the_release(sw: SwarmLab) -> None:
-    before = sw.spec_image()
+    before, api_before = sw.spec_image(), sw.spec_image("shop_api")
+    sw.run_test_web(sw.images["v3"], "api")
     sw.run_test_web(sw.images["bad"])
     run = ferryman(sw.config(), "release", "test", "prod", "--yes")
     assert run.code == 1, run.out + run.err
     assert sw.update_state() == "rollback_completed"
     assert "rolled back by Swarm" in run.out + run.err
     assert sw.spec_image() == before
+    # api was updated first and stood: the failed release rolls it back too.
+    assert "undo update shop_api" in run.out + run.err
+    assert sw.update_state("shop_api") == "rollback_completed"
+    assert sw.spec_image("shop_api") == api_before
     sw.wait_converged(1, before)
     served = {get(sw.lab.ip_address(sw.nodes[n])) for n in NODES}
     assert served == {"app v2", "refused"}  # one replica on three nodes
@@ -172,8 +179,8 @@ def test_a_late_worker_gets_no_task_until_doctor_fix_loads_the_image(sw: SwarmLa
     fixed = ferryman(cfg, "doctor", "prod", "--check", "swarm", "--fix", "--yes", "--json")
     assert sw.image_id(late, ref) == sw.image_id(sw.manager, ref) != ""
     fixes = fixed.json()["fixes"]  # type: ignore[index]
-    assert [(x["subject"], x["applied"], x["proven"]) for x in fixes] == [
-        ("web on worker3", True, True)], fixed.out + fixed.err
+    assert sorted((x["subject"], x["applied"], x["proven"]) for x in fixes) == [
+        ("api on worker3", True, True), ("web on worker3", True, True)], fixed.out + fixed.err
     sw.wait_converged(4, ref)
     assert _running_on(sw, "worker3", ref)
     sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=1"])

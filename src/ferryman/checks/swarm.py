@@ -4,10 +4,14 @@ it there from a node that has it, verified by id, and labels the node as holding
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from ..docker import images as di
 from ..events import EventBus
-from ..flows.transfer import ImageToSend, LayerTransfer
+from ..flows.transfer import ImageToSend, LayerTransfer, verify
 from ..swarm import commands as sc
+from ..swarm import facts as sf
 from ..swarm.facts import json_list
 from ..swarm.release import manager_label, node_host
 from ..swarm.status import ServiceView, SwarmView, images_on, read_status
@@ -83,19 +87,38 @@ def _load_fix(ctx: HostContext, view: SwarmView, s: ServiceView, node: str) -> F
                             list((img.get("RootFS") or {}).get("Layers") or []))
         if not image.image_id:
             raise RuntimeError(f"{svc.image} is gone from {src_label}")
-        transfer = LayerTransfer()
-        sent = await transfer.send(await transfer.prepare(src, dst, [image]),
-                                   EventBus("doctor"))
+        said = f"{svc.image} was already on {node}"
+        # Several services may name one image: the first fix loads it for all.
         if (await images_on(ctx.pool, ctx.env, dst_label, [svc.image])).get(
                 svc.image) != image.image_id:
-            raise RuntimeError(f"{svc.image} on {dst_label} is not {image.image_id}")
+            transfer = LayerTransfer()
+            sent = await transfer.send(await transfer.prepare(src, dst, [image]),
+                                       EventBus("doctor"))
+            await verify(dst, [image])
+            said = f"{svc.image} loaded on {node} from {src_label} ({sent.wire_bytes} bytes)"
         for argv in sc.label_nodes(sc.image_label(image.image_id), [target.id], add=True):
             await ctx.host.run(argv, timeout=60, check=True)
-        return (f"{svc.image} loaded on {node} from {src_label} ({sent.wire_bytes} bytes), "
-                f"node labelled {sc.image_label(image.image_id)}")
+        placed = await _settle(ctx, svc.name)
+        return f"{said}, node labelled {sc.image_label(image.image_id)}{placed}"
 
     return Fix(f"load {svc.image} on {node} from {holders[0].hostname}, verify its id, label "
                "the node as holding it", safe=True, apply=apply,
                commands=[f"{src_label}: docker save {svc.image} | {dst_label}: docker load",
                          f"{ctx.label}: docker node update --label-add "
                          f"{sc.image_label('<id>')}=true {target.id}"])
+
+
+async def _settle(ctx: HostContext, name: str, wait: float = 60) -> str:
+    """Tasks kept pending for want of the image are placed once the node is labelled: wait
+    (bounded) for them, so the check run again after the fix sees the service whole."""
+    deadline = time.monotonic() + wait
+    while True:
+        svc = sf.parse_services((await ctx.host.run(sc.inspect_services([name]),
+                                                    timeout=60)).stdout).get(name)
+        tasks = sf.parse_tasks((await ctx.host.run(sc.service_tasks(name), timeout=60)).stdout)
+        running = sum(1 for t in tasks if t.desired == "running" and t.state == "running")
+        if svc is None or svc.replicas is None or running >= svc.replicas:
+            return ""
+        if time.monotonic() > deadline:
+            return f"; {name} has {running}/{svc.replicas} tasks running after {wait:g}s"
+        await asyncio.sleep(2)

@@ -110,11 +110,27 @@ def reach(cfg: Config, env: str, svc: Service, nodes: list[Node], service: str) 
 
 def release_ref(src_ref: str, service: str, project: str, rid: str) -> str:
     """REPOSITORY:RID: a name that only ever means this release's image."""
+    return f"{repository(src_ref, service, project)}:{rid}"
+
+
+def repository(src_ref: str, service: str, project: str) -> str:
     if src_ref.startswith("sha256:"):
-        return f"{project}-{service}:{rid}".lower()
+        return f"{project}-{service}".lower()
     last = src_ref.rsplit("/", 1)[-1]
-    repo = src_ref.rsplit(":", 1)[0] if ":" in last else src_ref
-    return f"{repo}:{rid}"
+    return src_ref.rsplit(":", 1)[0] if ":" in last else src_ref
+
+
+def release_refs(sources: dict[str, rel.Source], project: str, rid: str) -> dict[str, str]:
+    """Each service's REPOSITORY:RID; services of one repository that run different images
+    get -SERVICE after it, so that one name never means two images."""
+    ids: dict[str, set[str]] = {}
+    for name, src in sources.items():
+        ids.setdefault(repository(src.ref, name, project), set()).add(src.facts.image_id)
+    out = {}
+    for name, src in sources.items():
+        repo = repository(src.ref, name, project)
+        out[name] = f"{repo}:{rid}" + (f"-{name}" if len(ids[repo]) > 1 else "")
+    return out
 
 
 @dataclass
@@ -144,7 +160,7 @@ async def plan_swarm_release(cfg: Config, pool: HostPool, src_env: str, dst_env:
     lock = env_lock(cfg, pool, dst_env, f"release {src_env} {dst_env} ({rid})")
     plan = SwarmPlan(rid, dst_env, lock, source_env=src_env, sources=sources,
                      manager=state.manager)
-    plan.refs = {s: release_ref(src.ref, s, cfg.project, rid) for s, src in sources.items()}
+    plan.refs = release_refs(sources, cfg.project, rid)
     plan.record_extra["tag"] = rid
     missing = []
     for name, svc in state.services.items():
@@ -178,10 +194,17 @@ async def plan_swarm_release(cfg: Config, pool: HostPool, src_env: str, dst_env:
     for name, svc in state.services.items():
         src = sources[name]
         old = await mgr.run(di.image_id(svc.image), timeout=30)
-        plan.changes.append(ServiceChange(
+        old_id = old.stdout.strip() if old.ok else ""
+        change = ServiceChange(
             service=name, host=state.manager, container=svc.name, mode="swarm",
-            old=Image(ref=svc.image, id=old.stdout.strip() if old.ok else ""),
-            new=Image(ref=plan.refs[name], id=src.facts.image_id)))
+            old=Image(ref=svc.image, id=old_id),
+            new=Image(ref=plan.refs[name], id=src.facts.image_id))
+        plan.changes.append(change)
+        if (old_id == src.facts.image_id
+                and svc.own_constraints == [sc.image_constraint(old_id)]):
+            change.mode, change.new = "unchanged", change.old
+            plan.notes.append(f"{svc.name} already runs {src.ref} as {svc.image}")
+            continue
         health = cfg.services[name].health
         gate = health.start_period + health.interval * health.retries if health else None
         plan.steps.append(update_step(plan, ctx, mgr, svc, plan.refs[name],
