@@ -11,7 +11,7 @@ import pytest
 from ferryman.config import ConfigError, load_config
 from ferryman.swarm import commands as sc
 from ferryman.swarm import facts as sf
-from ferryman.swarm.release import active_nodes, reach, release_ref
+from ferryman.swarm.release import active_nodes, reach, release_ref, release_refs
 
 DATA = Path(__file__).parent / "data" / "swarm"
 V2 = "sha256:99ab63771fac620047c093031b51d61dc1a6a709d5b60a7df1e1fd321ba99045"
@@ -177,3 +177,17 @@ def test_bad_swarm_config_is_named(tmp_path: Path, manager: str, services: str, 
         _config(tmp_path, manager, services)
     issues = [i for i in info.value.issues if i.key.startswith(key)]
     assert issues and said in str(issues[0]), "\n".join(map(str, info.value.issues))
+
+
+def test_one_repository_running_two_images_gets_a_name_per_service() -> None:
+    from types import SimpleNamespace as NS
+
+    def src(ref: str, image_id: str) -> NS:
+        return NS(ref=ref, facts=NS(image_id=image_id))
+
+    same = {"web": src("app:v2", "sha256:a"), "api": src("app:v2", "sha256:a")}
+    assert release_refs(same, "shop", "r1") == {"web": "app:r1", "api": "app:r1"}  # type: ignore[arg-type]
+    two = {"web": src("app:v2", "sha256:a"), "api": src("app:v3", "sha256:b"),
+           "db": src("db:1", "sha256:c")}
+    assert release_refs(two, "shop", "r1") == {  # type: ignore[arg-type]
+        "web": "app:r1-web", "api": "app:r1-api", "db": "db:r1"}
