@@ -172,6 +172,11 @@ def test_a_late_worker_gets_no_task_until_doctor_fix_loads_the_image(sw: SwarmLa
     time.sleep(5)  # time enough for the scheduler to have placed a fourth task, were it able
     assert not _running_on(sw, "worker3", ref), sw.tasks()
     assert not [t for t in sw.tasks() if "No such image" in t["Error"]]
+    shown = ferryman(cfg, "status", "prod", "--json")
+    services = shown.json()["swarm"][0]["services"]  # type: ignore[index, call-overload]
+    web = next(s for s in services if s["service"] == "web")
+    assert (web["running"], web["desired"], web["image"]) == (3, 4, ref), shown.out
+    assert web["lacking_image"] == {"worker3": f"lacks {ref}"}
     report = ferryman(cfg, "doctor", "prod", "--check", "swarm", "--json")
     lacking = [f for f in report.json()["findings"]  # type: ignore[index, union-attr]
                if f["check"] == "swarm" and f["subject"] == "web on worker3"]
