@@ -69,6 +69,10 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
     sw.run_test_web(sw.images["v2"], "api")
     cfg = sw.config()
     v2_id = sw.image_id(sw.test, sw.images["v2"])
+    dry = ferryman(cfg, "release", "test", "prod", "--dry-run")
+    assert dry.code == 0, dry.out + dry.err
+    assert "docker service update --detach --image ferryman-app:r" in dry.out + dry.err
+    assert sw.spec_image() == sw.images["v1"] and sw.image_id(sw.manager, sw.images["v2"]) == ""
     rounds: list[list[str]] = []
     stop = threading.Event()
     loop = threading.Thread(target=_loop, args=(sw, stop, rounds))
@@ -99,6 +103,8 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
     assert set(flat) <= {"app v1", "app v2", "refused"}
     assert all(any(r != "refused" for r in row) for row in rounds)
     assert "app v2" in rounds[-1] and "app v1" not in rounds[-1]
+    refused = ferryman(cfg, "rollback", "prod", "--yes")
+    assert refused.code == 2 and "is a Swarm" in refused.err, refused.out + refused.err
 
 
 def test_unhealthy_image_is_rolled_back_by_swarm_and_fails_the_release(sw: SwarmLab) -> None:

@@ -55,6 +55,9 @@ def release(
         async with open_pool(cfg, bus) as pool:
             if dst in cfg.environments and cfg.environments[dst].swarm is not None:
                 from ..swarm import release as swarm_release
+                if tag is not None:
+                    raise BadInput("--tag: a release to a Swarm is tagged with its release "
+                                   "id on every node (an immutable name)")
                 plan = await swarm_release.plan_swarm_release(
                     cfg, pool, src, dst, services or [], bus,
                     allow_missing_nodes=allow_missing_nodes)
@@ -86,6 +89,11 @@ def rollback(
 ) -> None:
     """Return ENV to what ran before a release (its kept containers and images)."""
     cfg = load(ctx)
+    if env in cfg.environments and cfg.environments[env].swarm is not None:
+        raise fail(f"{env} is a Swarm: ferryman does not roll its releases back yet",
+                   EXIT_BAD_INPUT, hint="release the previous version again from an "
+                   "environment that runs it, or `docker service rollback SERVICE` on the "
+                   "manager (back one update)")
     bus, logs = make_bus(ctx, cfg, "rollback")
 
     async def go() -> int:
