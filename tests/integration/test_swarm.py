@@ -26,9 +26,12 @@ from ferryman.swarm.commands import image_label
 BAD_CMD = "rm /www/health; exec httpd -f -p 8080 -h /www"
 
 
-@pytest.fixture(scope="module")
-def sw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmLab]:
-    ensure_host_image()
+@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+def sw(request: pytest.FixtureRequest,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmLab]:
+    """The swarm, on Docker 20.10 (bookworm) and on Docker 26.1 (trixie) test hosts."""
+    kind = request.param
+    ensure_host_image(kind)
     images = {
         "v1": build_app_image("v1", "app v1"),
         "v2": build_app_image("v2", "app v2"),
@@ -37,7 +40,7 @@ def sw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmLab]:
         "bad": build_app_image("sw-bad", "app bad", cmd=BAD_CMD),
     }
     workdir = tmp_path_factory.mktemp("swarm")
-    lab = Lab(workdir, prefix=f"ferryman-pytest-swarm-{os.getpid()}")
+    lab = Lab(workdir, prefix=f"ferryman-pytest-swarm-{kind}-{os.getpid()}", kind=kind)
     try:
         started = lab.start(["test", *NODES])
         hosts = {h.role: h for h in started}
