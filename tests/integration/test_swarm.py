@@ -106,8 +106,6 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
     assert set(flat) <= {"app v1", "app v2", "refused"}
     assert all(any(r != "refused" for r in row) for row in rounds)
     assert "app v2" in rounds[-1] and "app v1" not in rounds[-1]
-    refused = ferryman(cfg, "rollback", "prod", "--yes")
-    assert refused.code == 2 and "is a Swarm" in refused.err, refused.out + refused.err
 
 
 def test_unhealthy_image_is_rolled_back_by_swarm_and_fails_the_release(sw: SwarmLab) -> None:
@@ -224,3 +222,17 @@ def test_a_node_down_is_named_and_refused_unless_allowed(sw: SwarmLab) -> None:
     constraints = sw.service()["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
     v2_id = sw.image_id(sw.test, sw.images["v2"])
     assert constraints == [f"node.labels.{image_label(v2_id)}==true"]
+
+
+def test_rollback_returns_the_service_to_the_previous_release(sw: SwarmLab) -> None:
+    now = sw.service()
+    released = now["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    previous = now["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    run = ferryman(sw.config(extra_nodes=["worker3"]), "rollback", "prod", "--yes")
+    assert run.code == 0, run.out + run.err
+    assert "worker3" in run.out + run.err  # down: named, and given no task
+    assert sw.spec_image() == previous != released
+    assert sw.update_state() == "completed"
+    sw.wait_converged(1, previous)
+    served = {get(sw.lab.ip_address(sw.nodes[n])) for n in NODES}
+    assert served == {"app v3", "refused"}

@@ -89,15 +89,18 @@ def rollback(
 ) -> None:
     """Return ENV to what ran before a release (its kept containers and images)."""
     cfg = load(ctx)
-    if env in cfg.environments and cfg.environments[env].swarm is not None:
-        raise fail(f"{env} is a Swarm: ferryman does not roll its releases back yet",
-                   EXIT_BAD_INPUT, hint="release the previous version again from an "
-                   "environment that runs it, or `docker service rollback SERVICE` on the "
-                   "manager (back one update)")
     bus, logs = make_bus(ctx, cfg, "rollback")
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
+            if env in cfg.environments and cfg.environments[env].swarm is not None:
+                from ..swarm import rollback as swarm_rollback
+                splan = await swarm_rollback.plan_swarm_rollback(cfg, pool, env, to, bus)
+                assert splan.target is not None
+                if not dry_run:
+                    confirm(cfg, env, f"roll back release {splan.target.id} on {env}", yes)
+                return (await flow.execute(cfg, pool, splan, bus, dry_run,
+                                           rolls_back=splan.target.id)).exit_code
             plan = await rb.plan_rollback(cfg, pool, env, to)
             if not dry_run and plan.restores:
                 # Data goes back too: say exactly what, and ask, whatever the policy.

@@ -215,26 +215,34 @@ async def plan_swarm_release(cfg: Config, pool: HostPool, src_env: str, dst_env:
 
 def label_step(plan: SwarmPlan, ctx: UndoContext, state: SwarmState) -> Step:
     """Nodes that now hold an image are labelled so: the constraint each service gets."""
+    holders: dict[str, list[Node]] = {}
+    for name, r in plan.reaches.items():
+        holders.setdefault(plan.sources[name].facts.image_id, []).extend(r.hosts.values())
+    return labels_step(ctx, plan.env, state.manager, holders)
+
+
+def labels_step(ctx: UndoContext, env: str, manager: str,
+                holders: dict[str, list[Node]]) -> Step:
+    """Labels each node as holding each image (image id -> nodes); the undo takes off the
+    labels it added."""
     adds: list[list[str]] = []
     undo: list[list[str]] = []
-    for name, r in plan.reaches.items():
-        label = sc.image_label(plan.sources[name].facts.image_id)
-        lacking = [n.id for n in r.hosts.values() if n.labels.get(label) != "true"]
+    for image_id, nodes in holders.items():
+        label = sc.image_label(image_id)
+        lacking = list(dict.fromkeys(n.id for n in nodes if n.labels.get(label) != "true"))
         adds += sc.label_nodes(label, lacking, add=True)
         undo += sc.label_nodes(label, lacking, add=False)
-    adds = list({tuple(a): a for a in adds}.values())
-    undo = list({tuple(a): a for a in undo}.values())
-    mgr = ctx.pool.host(plan.env, state.manager)
+    mgr = ctx.pool.host(env, manager)
 
     async def run() -> str:
         for argv in adds:
             await mgr.run(argv, timeout=60, check=True)
         return f"{len(adds)} node label(s) added"
 
-    data = {"kind": "commands", "host": state.manager, "argvs": undo, "timeout": 60}
-    return Step(f"label the nodes holding the images on {state.manager}", run,
-                bound(ctx, data), undo_data=data, host=state.manager,
-                commands=[f"{state.manager}: {short_command(a)}" for a in adds],
+    data = {"kind": "commands", "host": manager, "argvs": undo, "timeout": 60}
+    return Step(f"label the nodes holding the images on {manager}", run,
+                bound(ctx, data), undo_data=data, host=manager,
+                commands=[f"{manager}: {short_command(a)}" for a in adds],
                 undo_if_failed=True)
 
 
@@ -243,7 +251,7 @@ def active_nodes(r: Reach) -> int:
     return sum(1 for n in r.hosts.values() if n.availability == "active")
 
 
-def update_step(plan: SwarmPlan, ctx: UndoContext, mgr: Host, svc: Service, ref: str,
+def update_step(plan: rel.FlowPlan, ctx: UndoContext, mgr: Host, svc: Service, ref: str,
                 image_id: str, active: int, gate: float | None, swarm: Swarm,
                 bus: EventBus) -> Step:
     order, back, why = sf.update_order(svc, active)
