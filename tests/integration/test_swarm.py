@@ -136,12 +136,15 @@ def test_a_node_drained_mid_update_leaves_the_release_whole(sw: SwarmLab) -> Non
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if sw.update_state() == "updating":
-                # A node running a task of the service goes out while Swarm replaces tasks.
-                drained = sorted(t["Node"] for t in sw.tasks()
-                                 if t["DesiredState"] == "Running")[0]
-                sw.lab.exec(sw.manager, ["docker", "node", "update", "--availability",
-                                         "drain", drained])
-                break
+                # The node of the old task goes out while Swarm starts the new one elsewhere.
+                new = sw.spec_image()
+                old = [t["Node"] for t in sw.tasks() if t["DesiredState"] == "Running"
+                       and t["Image"].split("@")[0] != new]
+                if old:
+                    drained = old[0]
+                    sw.lab.exec(sw.manager, ["docker", "node", "update", "--availability",
+                                             "drain", drained])
+                    break
             time.sleep(0.2)
         out, _ = proc.communicate(timeout=300)
     finally:
@@ -209,7 +212,7 @@ def test_a_node_down_is_named_and_refused_unless_allowed(sw: SwarmLab) -> None:
         if node["Status"]["State"] == "down":
             break
         time.sleep(2)
-    sw.run_test_web(sw.images["v2"])
+    sw.run_test_web(sw.images["v1"])  # what PROD ran before any release: not running now
     refused = ferryman(cfg, "release", "test", "prod", "--yes")
     assert refused.code == 3, refused.out + refused.err
     assert "worker3 is down" in refused.out + refused.err
@@ -220,8 +223,8 @@ def test_a_node_down_is_named_and_refused_unless_allowed(sw: SwarmLab) -> None:
     assert ref != before
     sw.wait_converged(1, ref)
     constraints = sw.service()["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
-    v2_id = sw.image_id(sw.test, sw.images["v2"])
-    assert constraints == [f"node.labels.{image_label(v2_id)}==true"]
+    v1_id = sw.image_id(sw.test, sw.images["v1"])
+    assert constraints == [f"node.labels.{image_label(v1_id)}==true"]
 
 
 def test_rollback_returns_the_service_to_the_previous_release(sw: SwarmLab) -> None:
@@ -235,4 +238,4 @@ def test_rollback_returns_the_service_to_the_previous_release(sw: SwarmLab) -> N
     assert sw.update_state() == "completed"
     sw.wait_converged(1, previous)
     served = {get(sw.lab.ip_address(sw.nodes[n])) for n in NODES}
-    assert served == {"app v3", "refused"}
+    assert served == {"app v3", "refused"}  # what the drain test released
