@@ -106,6 +106,12 @@ def test_release_under_load_reaches_every_node_first(sw: SwarmLab) -> None:
     assert set(flat) <= {"app v1", "app v2", "refused"}
     assert all(any(r != "refused" for r in row) for row in rounds)
     assert "app v2" in rounds[-1] and "app v1" not in rounds[-1]
+    # The tasks' logs, gathered by the manager from their nodes (httpd -f logs nothing: this
+    # proves the path and the name, not the lines).
+    logs = ferryman(cfg, "logs", "prod", "web", "--tail", "5")
+    assert logs.code == 0, logs.out + logs.err
+    unknown = ferryman(cfg, "logs", "prod", "nope")
+    assert unknown.code == 2 and "unknown service nope" in unknown.err, unknown.err
 
 
 def test_unhealthy_image_is_rolled_back_by_swarm_and_fails_the_release(sw: SwarmLab) -> None:

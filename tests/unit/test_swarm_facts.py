@@ -191,3 +191,11 @@ def test_one_repository_running_two_images_gets_a_name_per_service() -> None:
            "db": src("db:1", "sha256:c")}
     assert release_refs(two, "shop", "r1") == {  # type: ignore[arg-type]
         "web": "app:r1-web", "api": "app:r1-api", "db": "db:r1"}
+
+
+def test_service_logs_command() -> None:
+    from ferryman.swarm.logs import service_logs
+    assert service_logs("shop_web", 5, False) == [
+        "docker", "service", "logs", "--timestamps", "--tail", "5", "shop_web"]
+    assert service_logs("shop_web", None, True) == [
+        "docker", "service", "logs", "--timestamps", "--tail", "all", "--follow", "shop_web"]
