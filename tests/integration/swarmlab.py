@@ -123,6 +123,18 @@ services:
     def update_state(self, name: str = "shop_web") -> str | None:
         return (self.service(name).get("UpdateStatus") or {}).get("State")
 
+    def scale(self, replicas: int) -> None:
+        """Swarm refuses a change that races its own (update out of sequence): again, a few
+        times."""
+        for attempt in range(5):
+            res = self.lab.exec(self.manager, ["docker", "service", "scale", "--detach",
+                                               f"shop_web={replicas}"], check=False)
+            if res.returncode == 0:
+                return
+            if b"out of sequence" not in res.stderr or attempt == 4:
+                raise AssertionError(res.stderr.decode())
+            time.sleep(1)
+
     def tasks(self) -> list[dict[str, Any]]:
         out = self.lab.exec(self.manager, ["docker", "service", "ps", "--no-trunc", "--format",
                                            "{{json .}}", "shop_web"]).stdout.decode()

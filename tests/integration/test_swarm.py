@@ -183,7 +183,7 @@ def test_a_late_worker_gets_no_task_until_doctor_fix_loads_the_image(sw: SwarmLa
     ref = sw.spec_image()
     # Four replicas, one host port each: the fourth could only go to worker3, which lacks the
     # image; ferryman's label constraint keeps it pending rather than Rejected there.
-    sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=4"])
+    sw.scale(4)
     sw.wait_converged(3, ref)
     time.sleep(5)  # time enough for the scheduler to have placed a fourth task, were it able
     assert not _running_on(sw, "worker3", ref), sw.tasks()
@@ -204,7 +204,7 @@ def test_a_late_worker_gets_no_task_until_doctor_fix_loads_the_image(sw: SwarmLa
         ("api on worker3", True, True), ("web on worker3", True, True)], fixed.out + fixed.err
     sw.wait_converged(4, ref)
     assert _running_on(sw, "worker3", ref)
-    sw.lab.exec(sw.manager, ["docker", "service", "scale", "--detach", "shop_web=1"])
+    sw.scale(1)
     sw.wait_converged(1, ref)
 
 

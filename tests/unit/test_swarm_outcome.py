@@ -11,7 +11,7 @@ import pytest
 
 from ferryman.swarm import facts as sf
 from ferryman.swarm import release as sr
-from ferryman.transport import Result
+from ferryman.transport import CommandFailed, Result
 from ferryman.undo import run_undo
 
 DATA = Path(__file__).parent / "data" / "swarm"
@@ -51,6 +51,11 @@ class Ctx:
 def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sr, "POLL", 0)
 
+    async def instant(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(sr.asyncio, "sleep", instant)
+
 
 def started(name: str) -> str | None:
     return sf.parse_services((DATA / f"{name}.json").read_text())["shop_web"].update_started
@@ -89,3 +94,34 @@ def test_undo_rolls_back_a_service_that_still_names_the_release() -> None:
     asyncio.run(run_undo(Ctx(mgr), {"kind": "swarm-update", "host": "manager",  # type: ignore[arg-type]
                                     "service": "shop_web", "ref": ref}))
     assert ["docker", "service", "rollback", "--detach", "shop_web"] in mgr.ran
+
+
+class Racing:
+    """Refuses the first `n` updates as Swarm does when another change raced them."""
+
+    label = "manager"
+
+    def __init__(self, n: int, stderr: str = "Error response from daemon: rpc error: code = "
+                 "Unknown desc = update out of sequence") -> None:
+        self.n, self.stderr, self.ran = n, stderr, 0
+
+    async def run(self, argv: list[str], timeout: float | None = None) -> Result:
+        self.ran += 1
+        if self.ran <= self.n:
+            return Result("manager", argv, 1, "", self.stderr)
+        return Result("manager", argv, 0, "shop_web\n")
+
+
+def test_an_update_that_raced_another_change_is_asked_again() -> None:
+    mgr = Racing(2)
+    asyncio.run(sr.update(mgr, ["docker", "service", "update"]))  # type: ignore[arg-type]
+    assert mgr.ran == 3
+
+
+def test_other_refusals_and_endless_races_fail_the_step() -> None:
+    with pytest.raises(CommandFailed):
+        asyncio.run(sr.update(Racing(1, "no such service"), ["docker"]))  # type: ignore[arg-type]
+    racing = Racing(5)
+    with pytest.raises(CommandFailed):
+        asyncio.run(sr.update(racing, ["docker"]))  # type: ignore[arg-type]
+    assert racing.ran == 3

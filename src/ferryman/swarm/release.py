@@ -27,7 +27,7 @@ from ..hosts import HostPool, Placement
 from ..record import Image, ServiceChange
 from ..state import release_id
 from ..steps import Step
-from ..transport import Host
+from ..transport import CommandFailed, Host
 from ..transport.base import short_command
 from ..undo import UndoContext, bound, undoer
 from . import commands as sc
@@ -268,7 +268,7 @@ def update_step(plan: rel.FlowPlan, ctx: UndoContext, mgr: Host, svc: Service, r
             raise PreconditionFailed(f"{svc.name} changed while the release was being "
                                      f"planned (now {now.image if now else 'gone'})",
                                      host=mgr.label, hint="run it again")
-        await mgr.run(argv, timeout=120, check=True)
+        await update(mgr, argv)
         done = await wait_update(mgr, svc.name, now.update_started, swarm.timeout)
         if done.update_state in sf.DONE:
             return f"{svc.name} runs {ref} ({done.update_message or 'completed'})"
@@ -286,6 +286,21 @@ def update_step(plan: rel.FlowPlan, ctx: UndoContext, mgr: Host, svc: Service, r
     return Step(f"update {svc.name} to {ref} on {mgr.label}", run, bound(ctx, data),
                 undo_data=data, host=mgr.label, params={"order": order, "monitor": window},
                 commands=[f"{mgr.label}: {short_command(argv)}"], undo_if_failed=True)
+
+
+OUT_OF_SEQUENCE = "update out of sequence"
+
+
+async def update(mgr: Host, argv: list[str], tries: int = 3) -> None:
+    """The update command; Swarm refuses one that raced another change of the service
+    (its own reconciling after a node change): read afresh and ask again, a few times."""
+    for attempt in range(tries):
+        res = await mgr.run(argv, timeout=120)
+        if res.ok:
+            return
+        if OUT_OF_SEQUENCE not in res.stderr or attempt == tries - 1:
+            raise CommandFailed(res, f"docker service update on {mgr.label} failed")
+        await asyncio.sleep(1)
 
 
 async def wait_update(mgr: Host, name: str, before: str | None, timeout: float) -> Service:
