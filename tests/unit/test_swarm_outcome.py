@@ -33,6 +33,8 @@ class Manager:
         if argv[:3] == ["docker", "service", "inspect"]:
             out = self.states.pop(0) if len(self.states) > 1 else self.states[0]
             return Result("manager", argv, 0, out)
+        if argv[:3] == ["docker", "service", "ps"]:
+            return Result("manager", argv, 0, (DATA / "tasks_rolled_back.jsonl").read_text())
         if argv[:3] == ["docker", "service", "rollback"]:
             return Result("manager", argv, 0, "shop_web\n")
         raise AssertionError(f"unexpected command {argv}")
@@ -125,3 +127,14 @@ def test_other_refusals_and_endless_races_fail_the_step() -> None:
     with pytest.raises(CommandFailed):
         asyncio.run(sr.update(racing, ["docker"]))  # type: ignore[arg-type]
     assert racing.ran == 3
+
+
+def test_completed_is_believed_only_when_no_task_of_another_image_runs() -> None:
+    done = sf.parse_services((DATA / "service_completed.json").read_text())["shop_web"]
+    said = asyncio.run(sr.landed(Manager("service_completed"), done, done.image))  # type: ignore[arg-type]
+    assert said == f"shop_web runs {done.image} (update completed)"
+    with pytest.raises(Exception, match="tasks of another image still run"):
+        asyncio.run(sr.landed(Manager("service_completed"), done, "app:other"))  # type: ignore[arg-type]
+    done.replicas = 1
+    said = asyncio.run(sr.landed(Manager("service_completed"), done, done.image))  # type: ignore[arg-type]
+    assert said.endswith("2 tasks run for 1 replica(s) (on manager, worker2)")

@@ -271,7 +271,7 @@ def update_step(plan: rel.FlowPlan, ctx: UndoContext, mgr: Host, svc: Service, r
         await update(mgr, argv)
         done = await wait_update(mgr, svc.name, now.update_started, swarm.timeout)
         if done.update_state in sf.DONE:
-            return f"{svc.name} runs {ref} ({done.update_message or 'completed'})"
+            return await landed(mgr, done, ref)
         what = ("rolled back by Swarm" if done.update_state in sf.ROLLED_BACK
                 else f"left {done.update_state} by Swarm")
         tasks = await mgr.run(sc.service_tasks(svc.name), timeout=60)
@@ -286,6 +286,23 @@ def update_step(plan: rel.FlowPlan, ctx: UndoContext, mgr: Host, svc: Service, r
     return Step(f"update {svc.name} to {ref} on {mgr.label}", run, bound(ctx, data),
                 undo_data=data, host=mgr.label, params={"order": order, "monitor": window},
                 commands=[f"{mgr.label}: {short_command(argv)}"], undo_if_failed=True)
+
+
+async def landed(mgr: Host, done: Service, ref: str) -> str:
+    """Swarm says completed: no task of another image may still be meant to run."""
+    tasks = sf.parse_tasks((await mgr.run(sc.service_tasks(done.name), timeout=60)).stdout)
+    running = [t for t in tasks if t.desired == "running" and t.state == "running"]
+    old = [f"{t.node}: {t.image}" for t in running if t.image != ref]
+    if old:
+        raise FlowFailed(f"{done.name}: Swarm says the update completed but tasks of another "
+                         f"image still run ({'; '.join(old)})", host=mgr.label,
+                         hint=f"docker service ps {done.name} on {mgr.label}")
+    said = f"{done.name} runs {ref} ({done.update_message or 'completed'})"
+    if done.replicas is not None and len(running) > done.replicas:
+        # Seen after a drain during a start-first update: two tasks of one slot.
+        said += (f"; {len(running)} tasks run for {done.replicas} replica(s) "
+                 f"(on {', '.join(sorted(t.node for t in running))})")
+    return said
 
 
 OUT_OF_SEQUENCE = "update out of sequence"
