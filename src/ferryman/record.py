@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 VERSION = 2
-Mode = Literal["run", "compose", "bootstrap", "unchanged"]
+Mode = Literal["run", "compose", "bootstrap", "unchanged", "swarm"]
 
 
 class Image(BaseModel):

@@ -30,7 +30,9 @@ class HostContext:
         self.env = env
         self.label = label
         self.host: Host = pool.host(env, label)
-        self.placements: list[Placement] = [p for p in pool.placements(env) if p.host == label]
+        # A Swarm's services run as tasks, not named containers: the swarm check reads them.
+        self.placements: list[Placement] = [] if cfg.environments[env].swarm else [
+            p for p in pool.placements(env) if p.host == label]
         self.stamp = stamp  # dated names for what --fix saves: 20260201-101500
         self.domain = domain
         self.tls_port = tls_port  # where --domain's certificate is served

@@ -32,6 +32,7 @@ from . import (
     reach,
     resources,
     runmode,
+    swarm,
 )
 from .context import HostContext
 from .findings import Evidence, Finding, Fix, Status, fail, warn, worst
@@ -54,6 +55,7 @@ CHECKS: dict[str, Check] = {
     disk.NAME: disk.run,
     clock.NAME: clock.run,
     certs.NAME: certs.run,
+    swarm.NAME: swarm.run,
 }
 
 

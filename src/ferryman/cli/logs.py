@@ -23,6 +23,16 @@ def logs(
 
     async def go() -> int:
         async with open_pool(cfg) as pool:
+            if env in cfg.environments and cfg.environments[env].swarm is not None:
+                from ..swarm import logs as swarm_logs
+
+                def line(stream: str, text: str) -> None:
+                    out = sys.stdout if stream == "stdout" else sys.stderr
+                    out.write(text + "\n")
+                    out.flush()
+
+                return await swarm_logs.logs(cfg, pool, env, service, tail or None, follow,
+                                             line)
             many = len(await flow.placements(pool, env, service)) > 1
 
             def show(p: Placement, stream: str, line: str) -> None:

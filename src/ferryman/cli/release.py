@@ -47,6 +47,9 @@ def release(
                                "in these steps, percent to the new side (5,25,50,100); "
                                "a 5xx rate over the old side's aborts."),
     step: str = typer.Option("2m", "--step", help="How long each --canary step bakes."),
+    allow_missing_nodes: bool = typer.Option(
+        False, "--allow-missing-nodes", help="Swarm: release although some nodes that may run "
+        "a service cannot be given the image (down, no SSH address); they get no task of it."),
 ) -> None:
     """Run on TO exactly the images that run on FROM; undo everything if anything fails."""
     cfg = load(ctx)
@@ -59,8 +62,20 @@ def release(
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
-            plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus, tag=tag,
-                                           watch=window, canary=stages)
+            if dst in cfg.environments and cfg.environments[dst].swarm is not None:
+                from ..swarm import release as swarm_release
+                if tag is not None:
+                    raise BadInput("--tag: a release to a Swarm is tagged with its release "
+                                   "id on every node (an immutable name)")
+                if stages is not None:
+                    raise BadInput("--canary: a Swarm service is updated by Swarm's own "
+                                   "rolling update, not through nginx")
+                plan = await swarm_release.plan_swarm_release(
+                    cfg, pool, src, dst, services or [], bus,
+                    allow_missing_nodes=allow_missing_nodes)
+            else:
+                plan = await flow.plan_release(cfg, pool, src, dst, services or [], bus,
+                                               tag=tag, watch=window, canary=stages)
             if not dry_run:
                 what = ", ".join(f"{s.service}={plan.new_ref(s.service)}"
                                  for s in plan.sources.values())
@@ -90,6 +105,14 @@ def rollback(
 
     async def go() -> int:
         async with open_pool(cfg, bus) as pool:
+            if env in cfg.environments and cfg.environments[env].swarm is not None:
+                from ..swarm import rollback as swarm_rollback
+                splan = await swarm_rollback.plan_swarm_rollback(cfg, pool, env, to, bus)
+                assert splan.target is not None
+                if not dry_run:
+                    confirm(cfg, env, f"roll back release {splan.target.id} on {env}", yes)
+                return (await flow.execute(cfg, pool, splan, bus, dry_run,
+                                           rolls_back=splan.target.id)).exit_code
             plan = await rb.plan_rollback(cfg, pool, env, to)
             if not dry_run and plan.restores:
                 # Data goes back too: say exactly what, and ask, whatever the policy.

@@ -109,13 +109,17 @@ def status(
             return await flow.collect(pool, names)
 
     statuses = execute(go)
+    from . import swarm_status
+    swarms = swarm_status.read(cfg, names)
     if json_out:
         print_json({
+            **({"swarm": [v.to_dict() for v in swarms]} if swarms else {}),
             "services": [s.to_dict() for s in statuses],
             "drift": [{"service": d.service, "differs": d.differs, "images": d.images}
                       for d in flow.drift(statuses, names)] if len(names) > 1 else [],
         })
     else:
         render(statuses, names)
-    if any(s.error for s in statuses):
+        swarm_status.render(swarms)
+    if any(s.error for s in statuses) or any(v.error for v in swarms):
         raise typer.Exit(3)

@@ -273,8 +273,25 @@ class Policy(_Model):
         return not self.allowed_tags or any(fnmatchcase(tag, p) for p in self.allowed_tags)
 
 
+class Swarm(_Model):
+    """A Swarm environment: its `hosts` are the nodes' SSH addresses (`name`: the node's
+    hostname), `manager` is the one ferryman asks; each ferryman service is a Swarm service,
+    named in `services`, else STACK_SERVICE with `stack`, else the ferryman service's name."""
+
+    manager: Annotated[str, AfterValidator(_address)]
+    stack: DockerName | None = None
+    services: dict[ServiceName, DockerName] = {}
+    timeout: Duration = 900.0  # the longest a service update may take, rollback included
+
+    def service_name(self, service: str) -> str:
+        if service in self.services:
+            return self.services[service]
+        return f"{self.stack}_{service}" if self.stack else service
+
+
 class Environment(_Model):
     hosts: list[HostSpec] = Field(min_length=1)
+    swarm: Swarm | None = None
     address: NonEmpty | None = None
     policy: Policy = Field(default_factory=Policy)
     # After a release, keep watching the released services this long (0: no watch).
@@ -656,6 +673,7 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                 ("environments", env_name, "policy", "soak"), policy.get("soak"),
                 "soak together with accepts_from (it is how long the source ran the image)"))
 
+    issues.extend(_swarm_issues(envs, services))
     for svc_name, svc in services.items():
         for env_name in _mapping(_mapping(svc).get("env")):
             if isinstance(env_name, str) and env_name not in envs:
@@ -714,6 +732,28 @@ def cross_check(data: Mapping[str, Any]) -> list[CrossIssue]:
                     )
                 )
     issues.extend(CrossIssue(*issue) for issue in cross_issues(data))
+    return issues
+
+
+def _swarm_issues(envs: Mapping[Any, Any], services: Mapping[Any, Any]) -> list[CrossIssue]:
+    """The manager must be one of the environment's hosts (ferryman reaches it as one), and
+    `swarm.services` may name only ferryman services."""
+    issues = []
+    for env_name, env in envs.items():
+        swarm = _mapping(_mapping(env).get("swarm"))
+        manager = swarm.get("manager")
+        addresses = [_mapping(h).get("address") for h in _list(_mapping(env).get("hosts"))]
+        if isinstance(manager, str) and manager not in addresses:
+            issues.append(CrossIssue(
+                ("environments", env_name, "swarm", "manager"), manager,
+                f"the address of one of the hosts of {env_name!r}: "
+                f"{_choices(a for a in addresses if isinstance(a, str))}"))
+        for name in _mapping(swarm.get("services")):
+            if name not in services:
+                issues.append(CrossIssue(("environments", env_name, "swarm", "services", name,
+                                          KEY), name,
+                                         f"a service defined under services: "
+                                         f"{_choices(services)}"))
     return issues
 
 

@@ -20,6 +20,9 @@ from ..locking import EnvLock
 from ..record import Record, ServiceChange
 from ..state import now_iso, operator
 from ..steps import Outcome, Step, run_steps
+
+# The undos a Swarm release journals, for `ferryman abort` in another process.
+from ..swarm import release as _swarm_release  # noqa: F401
 from ..undo import UndoContext, run_undo
 from . import bluegreen as bg
 from . import recreate as rc
@@ -163,6 +166,10 @@ async def resume(cfg: Config, pool: HostPool, env: str, bus: EventBus,
         if journal.flow != "release":
             await lock.give_back()
             return await rerun(cfg, pool, env, bus, dry_run)
+        if cfg.environments[env].swarm is not None:
+            raise BadInput(f"a release to the Swarm {env} is not resumed",
+                           hint=f"ferryman abort {env} (it undoes what the release did), then "
+                                "release again")
         ctx = journal.context
         bus.info(f"resuming {journal.describe()}")
         cut = [e for e in journal.entries if e.status == "started" and e.undo is not None]

@@ -99,7 +99,8 @@ async def read_host(pool: HostPool, env: str, host: str,
 
 async def collect(pool: HostPool, envs: list[str]) -> list[ServiceStatus]:
     await asyncio.gather(*(pool.resolve(env) for env in envs))
-    places = [p for env in envs for p in pool.placements(env)]
+    # A Swarm's services run as tasks, not as named containers: swarm/status.py reads them.
+    places = [p for env in envs if pool.env(env).swarm is None for p in pool.placements(env)]
     groups = list(by_host(places))
     results = await asyncio.gather(*(read_host(pool, e, h, ps) for (e, h), ps in groups))
     return [s for group in results for s in group]
