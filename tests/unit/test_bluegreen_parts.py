@@ -213,3 +213,37 @@ def test_canary_weights_refused(weights: str) -> None:
     from ferryman.errors import BadInput
     with pytest.raises(BadInput, match="--canary"):
         bg.Canary.parse(weights, 60)
+
+
+class _Seq:
+    """A host whose `ss` and `ps` answers follow a script, one per look."""
+
+    label = "prod-1"
+
+    def __init__(self, conns: list[int], workers: list[int]) -> None:
+        self.conns, self.workers = conns, workers
+
+    async def run(self, argv: list[str], **_: object):  # type: ignore[no-untyped-def]
+        from ferryman.transport import Result
+        if argv[0] == "ss":
+            n = self.conns.pop(0) if len(self.conns) > 1 else self.conns[0]
+            out = "".join(f"0 0 127.0.0.1:4{i} 127.0.0.1:18080\n" for i in range(n))
+        else:
+            n = self.workers.pop(0) if len(self.workers) > 1 else self.workers[0]
+            out = f"{n}\n"
+        return Result("prod-1", argv, 0, out)
+
+
+def test_drain_waits_for_old_workers_as_well_as_connections(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    import asyncio
+    monkeypatch.setattr(bg, "POLL", 0.0)
+    # No connection left at once, but a worker of the earlier configuration still holds a
+    # request it has not passed on: not drained until it is gone, and seen so twice.
+    host = _Seq(conns=[0, 0, 1, 0, 0, 0], workers=[2, 1, 1, 0, 0, 0])
+    said = asyncio.run(bg.drain(host, 18080, cap=5))  # type: ignore[arg-type]
+    assert said.startswith("no connection left to 127.0.0.1:18080 and no nginx worker")
+    assert host.workers == [0] and host.conns == [0]  # it looked until both stayed at zero
+    # Long-lived connections: the cap ends the wait and says what is left.
+    said = asyncio.run(bg.drain(_Seq([4], [2]), 18080, cap=0.05))  # type: ignore[arg-type]
+    assert said.startswith("4 connection(s) to 127.0.0.1:18080 and 2 nginx worker(s)")
