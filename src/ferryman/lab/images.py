@@ -187,7 +187,10 @@ def build_app_image(tag: str, body: str, *, cmd: str | None = None, workdir: str
     ref = f"{name}:{tag}"
     # The tag is reused only when it was built from this very definition: two tests asking
     # for one tag with different contents must not get each other's image.
-    spec = json.dumps([body, cmd, workdir, env, extra_files, blob_mb, appserver], sort_keys=True)
+    # (appserver joins the spec only when set: the other images keep their names' contents)
+    spec = json.dumps([body, cmd, workdir, env, extra_files, blob_mb, *([appserver] if appserver
+                                                                         else [])],
+                      sort_keys=True)
     comment = "ferryman-lab " + hashlib.sha256(spec.encode()).hexdigest()[:16]
     if not force and image_exists(ref):
         made = docker("image", "inspect", "--format", "{{.Comment}}", ref, check=False)
