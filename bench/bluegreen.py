@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from ferryman.lab.load import Load, split
@@ -80,7 +81,8 @@ def canary(site: Site, cfg: Path, n: int) -> None:
 
 def main(kind: str, keepalive: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="ferryman-bench-bg-") as tmp, \
-            started_site(Path(tmp), "ferryman-bench-bg", kind, keepalive) as site:
+            started_site(Path(tmp), f"ferryman-bench-bg-{uuid.uuid4().hex[:6]}", kind,
+                         keepalive) as site:
         cfg = site.config()
         setup = ferryman(cfg, "proxy-upstream", "prod")
         assert setup.returncode == 0, setup.stderr
