@@ -213,15 +213,21 @@ def test_memory_limited_container_killed_by_oom(demo: Demo) -> None:
             demo, "docker inspect -f '{{.State.Status}}' hog").strip() == "exited")
         wait_for("hogloop did not loop", lambda: int(sh(
             demo, "docker inspect -f '{{.RestartCount}}' hogloop")) >= 3)
-        assert sh(demo, "docker inspect -f '{{.State.OOMKilled}}' hog").strip() == "true"
+        # The kernel killed it (exit 137, its log says so). Docker's own flag is not always
+        # set: an engine that missed the cgroup's OOM event leaves OOMKilled false (seen on
+        # this machine's cgroup v1 kernel after a day of test hosts); the check then has the
+        # kernel's word alone, and says so.
+        flag = sh(demo, "docker inspect -f '{{.State.OOMKilled}}' hog").strip() == "true"
         hog_id = sh(demo, "docker inspect -f '{{.Id}}' hog").strip()
         run, report = doctor(demo.config, "prod", "--check", "resources")
         assert run.code == 1
         (hog,) = found(report, "resources", "hog", "FAIL")
         assert hog["data"]["kind"] == "oom" and hog["data"]["exit_code"] == 137
-        assert hog["data"]["limit"] == 16 << 20 and hog["data"]["oom_killed"] is True
+        assert hog["data"]["limit"] == 16 << 20 and hog["data"]["oom_killed"] is flag
         assert "exit code 137: SIGKILL" in hog["summary"]
-        assert "OOMKilled=true" in evidence(hog) and "HostConfig.Memory=16777216" in evidence(hog)
+        assert ("State.OOMKilled" if flag else "the kernel log") in hog["summary"]
+        assert f"OOMKilled={str(flag).lower()}" in evidence(hog)
+        assert "HostConfig.Memory=16777216" in evidence(hog)
         assert "docker update --memory 32m --memory-swap 32m hog" in hog["fix"]["text"]
         # The kernel's own lines name the container's cgroup.
         assert hog["data"]["kernel_oom_kills"] == 1
@@ -231,7 +237,11 @@ def test_memory_limited_container_killed_by_oom(demo: Demo) -> None:
         (loop,) = found(report, "resources", "hogloop", "FAIL")
         assert loop["data"]["kind"] == "oom" and loop["data"]["kernel_oom_kills"] >= 3
         assert loop["data"]["restarts"] >= 3 and "restarting in a loop" in loop["summary"]
-        assert "exit code 137: SIGKILL" in loop["summary"]
+        # Caught between two of its restarts, the engine shows the exit code of the start
+        # in progress (0): the kernel's kills are the evidence that does not move.
+        assert loop["data"]["exit_code"] in (0, 137), loop
+        if loop["data"]["exit_code"] == 137:
+            assert "exit code 137: SIGKILL" in loop["summary"]
         (mem,) = found(report, "resources", "host memory")
         assert mem["data"]["total"] > 0 and "MemTotal" in evidence(mem)
         web = found(report, "resources", "web", "OK")[0]
