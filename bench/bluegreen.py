@@ -48,11 +48,6 @@ def switches(site: Site, cfg: Path, count: int, first: int) -> list[tuple[str, f
     return out
 
 
-def _generation(site: Site) -> str:
-    return site.prod_sh("curl -s -H 'Host: ferryman_web.generation.ferryman' "
-                        "http://127.0.0.1:18409/ferryman-generation", check=False).strip()
-
-
 def canary(site: Site, cfg: Path, n: int) -> None:
     """release --canary 5,25,50,100: the new side's share measured at each step over 3000
     new visitors, then promoted."""
@@ -62,12 +57,12 @@ def canary(site: Site, cfg: Path, n: int) -> None:
                              "30s"], stderr=subprocess.PIPE, text=True)
     shares = []
     for weight in (5, 25, 50):
-        while not _generation(site).endswith(f"-{weight}") and proc.poll() is None:
+        while not site.generation().endswith(f"-{weight}") and proc.poll() is None:
             time.sleep(0.2)
-        gen = _generation(site)
+        gen = site.generation()
         seen = asyncio.run(split(site.url, 3000))
         share = 100.0 * seen.get(f"v{n}", 0) / sum(seen.values())
-        steady = "" if _generation(site) == gen else " (the step changed while measured)"
+        steady = "" if site.generation() == gen else " (the step changed while measured)"
         shares.append(f"{weight}% -> {share:.1f}%{steady}")
     subprocess.run([sys.executable, "-m", "ferryman", "-c", str(cfg), "canary", "prod",
                     "promote"], capture_output=True)

@@ -169,20 +169,15 @@ def test_failure_after_the_switch_goes_back_without_a_failed_request(site: Site)
     assert "ferryman-next" not in site.prod_sh("docker ps -a --format '{{.Names}}'")
 
 
-def _generation(site: Site) -> str:
-    return site.prod_sh("curl -s -H 'Host: ferryman_web.generation.ferryman' "
-                        "http://127.0.0.1:18409/ferryman-generation", check=False).strip()
-
-
 def _wait_generation(site: Site, suffix: str, proc: subprocess.Popen[str]) -> str:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        gen = _generation(site)
+        gen = site.generation()
         if gen.endswith(suffix):
             return gen
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.2)
-    raise AssertionError(f"nginx never served a generation ending {suffix}: {_generation(site)}")
+    raise AssertionError(f"nginx never served a generation ending {suffix}: {site.generation()}")
 
 
 def _release(cfg: Path, *args: str) -> subprocess.Popen[str]:
@@ -205,7 +200,7 @@ def test_canary_steps_are_measured_then_promoted(site: Site) -> None:
         for weight in (5, 25):
             gen = _wait_generation(site, f"-{weight}", proc)
             seen = asyncio.run(split(site.url, 3000))
-            assert _generation(site) == gen, "the step changed while it was measured"
+            assert site.generation() == gen, "the step changed while it was measured"
             assert set(seen) == {old, "v6"}, seen
             assert abs(_share(seen, "v6") - weight) <= 2, (weight, seen)
         # A tester's header goes to the new side; a browser keeping its cookie stays put.

@@ -206,16 +206,22 @@ async def apply_upstream(host: Host, proxy: Proxy, upstream: str, path: str, tex
            f"traffic to 127.0.0.1:{port}"
 
 
+def _back_to_live(sw: Switch) -> dict[str, Any]:
+    """The undo data of a step that rewrites the upstream: the file as it was, and the live
+    side to check before it is written back."""
+    return {"kind": "upstream", "host": sw.host_label, "service": sw.service,
+            "container": sw.container, "path": sw.path, "text": sw.text,
+            "upstream": sw.upstream, "port": sw.live_port,
+            "proxy": sw.proxy.model_dump(mode="json")}
+
+
 def switch_step(ctx: UndoContext, sw: Switch, port: int, generation: str, what: str) -> Step:
     text = up.render(sw.upstream, sw.service, port, generation, sw.proxy.marker_port)
 
     async def run() -> str:
         return await apply_upstream(sw.host, sw.proxy, sw.upstream, sw.path, text)
 
-    data = {"kind": "upstream", "host": sw.host_label, "service": sw.service,
-            "container": sw.container, "path": sw.path, "text": sw.text,
-            "upstream": sw.upstream,
-            "port": sw.live_port, "proxy": sw.proxy.model_dump(mode="json")}
+    data = _back_to_live(sw)
     return Step(f"switch nginx to {what} {sw.service} on {sw.host_label}", run,
                 bound(ctx, data), undo_data=data,
                 params={"upstream": sw.upstream, "path": sw.path, "to": f"127.0.0.1:{port}",
@@ -327,10 +333,7 @@ def canary_step(ctx: UndoContext, sw: Switch, canary: Canary, generation: str, p
         return "100% to the new side: " + await apply_upstream(sw.host, p, sw.upstream,
                                                                 sw.path, final)
 
-    data = {"kind": "upstream", "host": sw.host_label, "service": sw.service,
-            "container": sw.container, "path": sw.path, "text": sw.text,
-            "upstream": sw.upstream, "port": sw.live_port,
-            "proxy": p.model_dump(mode="json")}
+    data = _back_to_live(sw)
     return Step(f"canary {'/'.join(map(str, canary.weights))} of {sw.service} on "
                 f"{sw.host_label}", run, bound(ctx, data), undo_data=data,
                 params={"upstream": sw.upstream, "weights": list(canary.weights),

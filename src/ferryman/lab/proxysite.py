@@ -106,6 +106,11 @@ class Site:
     def prod_sh(self, script: str, check: bool = True) -> str:
         return self.lab.sh(self.prod, script, check=check)
 
+    def generation(self) -> str:
+        """The generation nginx serves for ferryman_web (which file it has loaded)."""
+        return self.prod_sh("curl -s -H 'Host: ferryman_web.generation.ferryman' "
+                            "http://127.0.0.1:18409/ferryman-generation", check=False).strip()
+
     def use_upstream(self) -> None:
         """The operator's step after `proxy-upstream`: the site names the upstream."""
         self.lab.exec(self.prod, ["sh", "-c", f"cat > {SITE}"],
