@@ -63,6 +63,17 @@ def test_a_layer_one_image_needs_is_kept_for_all_images_in_the_tar() -> None:
     assert members == [PATHS[1]] and PATHS[0] not in members
 
 
+def test_legacy_paths_below_the_top_are_computed_as_the_engine_names_them() -> None:
+    assert dl.v1_paths(L3) == [*PATHS[:2], None]
+    assert dl.v1_paths(L3[:1]) == [None] and dl.v1_paths([]) == []
+    have = set(dl.chain_ids(L2))
+    assert dl.computed_skip([L3], have) == dl.legacy_skip([L3], have, MANIFEST)
+    # TO holds all of l3's layers under another image (a config-only change): the top layer's
+    # path is not computable, so it goes; the layers below stay on the source.
+    full = dl.computed_skip([L3], set(dl.chain_ids(L3)))
+    assert full.members == sorted(PATHS[:2]) and (full.layers, full.kept) == (2, 1)
+
+
 def test_a_manifest_that_does_not_match_the_images_is_refused() -> None:
     with pytest.raises(ValueError, match="lists 3 layers"):
         dl.legacy_skip([L3[:2]], set(), MANIFEST)
@@ -94,13 +105,20 @@ def _hosts(dst_facts: str, src_facts: str = "") -> tuple[ScriptedHost, ScriptedH
     return src, dst
 
 
+IMG = ImageToSend("app:v3", "sha256:" + "3" * 64, 2_012_160, L3)
+
+
 def _prepare(src: ScriptedHost, dst: ScriptedHost) -> Prepared:
-    img = ImageToSend("app:v3", "sha256:" + "3" * 64, 2_012_160, L3)
-    return asyncio.run(LayerTransfer().prepare(src, dst, [img]))  # type: ignore[arg-type]
+    return asyncio.run(LayerTransfer().prepare(src, dst, [IMG]))  # type: ignore[arg-type]
 
 
-def test_the_transfer_leaves_out_what_the_target_has_and_the_plan_says_so() -> None:
-    p = _prepare(*_hosts(""))
+@pytest.mark.parametrize("version", ["20.10.24+dfsg1", "24.0.7"])
+def test_the_transfer_leaves_out_what_the_target_has_and_the_plan_says_so(version: str) -> None:
+    """20.10: the paths are computed, FROM's tar is read once; 24: read from its manifest."""
+    facts = f'server {version}\nstatus [["Backing Filesystem","extfs"]]\ntar (GNU tar) 1.34\n'
+    src, dst = _hosts("", facts)
+    p = asyncio.run(LayerTransfer().prepare(src, dst, [IMG]))  # type: ignore[arg-type]
+    assert len(src.ran_matching(*dl.legacy_manifest(["app:v3"]))) == (version[:2] == "24")
     assert p.skip is not None and p.skip.members == sorted(PATHS[:2])
     assert p.source_argv == di.save_without(["app:v3"], "zstd", sorted(PATHS[:2]))
     assert p.whole() == di.save(["app:v3"], "zstd")
@@ -120,15 +138,14 @@ def test_where_a_partial_load_cannot_work_the_whole_image_goes_and_the_plan_says
 
 
 def test_a_source_serving_several_targets_is_asked_once() -> None:
-    """Planning a release to three hosts: FROM's tools, facts and (Docker 20.10) its tar's
+    """Planning a release to three hosts: FROM's tools, facts and (Docker 23, 24) its tar's
     layer names, a whole local `docker save`, are read once, not once per target."""
-    src, _ = _hosts("")
+    src, _ = _hosts("", 'server 24.0.7\nstatus []\ntar (GNU tar) 1.34\n')
     dsts = [_hosts("")[1] for _ in range(3)]
     transfer = LayerTransfer()
-    img = ImageToSend("app:v3", "sha256:" + "3" * 64, 2_012_160, L3)
 
     async def plan() -> list[Prepared]:
-        return [await transfer.prepare(src, d, [img]) for d in dsts]  # type: ignore[arg-type]
+        return [await transfer.prepare(src, d, [IMG]) for d in dsts]  # type: ignore[arg-type]
 
     prepared = asyncio.run(plan())
     assert {tuple(p.source_argv) for p in prepared} == {

@@ -7,9 +7,10 @@ ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))
 
 Tar member names: Docker >= 25 writes an OCI layout whose layers are `blobs/sha256/<DiffID>`
 (uncompressed, so their digest is the DiffID); earlier versions write `<v1id>/layer.tar`, named
-only by the tar's own manifest.json, whose `Layers` follow the config's DiffIDs in order. A layer
-repeated in one image is a symlink to its first copy there: a file is left out only when no
-kept member can need it.
+only by the tar's own manifest.json, whose `Layers` follow the config's DiffIDs in order. Every
+v1id but an image's top one is computable (`v1_paths`), which spares reading the whole image
+once more just for that file. A layer repeated in one image is a symlink to its first copy
+there: a file is left out only when no kept member can need it.
 """
 
 from __future__ import annotations
@@ -69,12 +70,21 @@ class HostFacts:
     gnu_tar: bool = False
 
     @property
+    def major(self) -> int | None:
+        try:
+            return int(self.docker.split(".")[0])
+        except ValueError:
+            return None
+
+    @property
     def oci_save(self) -> bool:
         """`docker save` writes the OCI layout from Docker 25 on."""
-        try:
-            return int(self.docker.split(".")[0]) >= 25
-        except ValueError:
-            return False
+        return (self.major or 0) >= 25
+
+    @property
+    def computable_paths(self) -> bool:
+        """A legacy tar's layer paths follow from the DiffIDs (`v1_paths`): checked on 20.10."""
+        return self.major is not None and self.major <= 20
 
 
 def parse_host_facts(stdout: str) -> HostFacts:
@@ -87,6 +97,33 @@ def parse_host_facts(stdout: str) -> HostFacts:
         elif "GNU tar" in line:
             out.gnu_tar = True
     return out
+
+
+# The v1 config every layer below an image's top one carries in a Docker 20.10 `docker save`:
+# the zero container config as that version marshals it, created at the epoch (checked against
+# real tars in tests/integration/test_layer_transfer.py). Later legacy versions (23, 24) may
+# marshal it otherwise: their names are read from the tar instead.
+_V1_ZERO_CONFIG = (
+    '{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,'
+    '"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,'
+    '"Cmd":null,"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,'
+    '"Labels":null}')
+
+
+def v1_paths(diff_ids: Sequence[str]) -> list[str | None]:
+    """The tar paths of an image's layers as Docker 20.10 names them, base first; None for the
+    top layer, whose v1id hashes the image's whole config. moby's v1.CreateID: sha256 of the
+    v1 config (ID empty) with `layer_id` (the ChainID) and `parent` (the previous v1id) added,
+    keys sorted, compact."""
+    out: list[str | None] = []
+    parent = ""
+    for chain in chain_ids(diff_ids)[:-1]:
+        doc = (f'{{"container_config":{_V1_ZERO_CONFIG},"created":"1970-01-01T00:00:00Z",'
+               f'"layer_id":"{chain}"' + (f',"parent":"sha256:{parent}"' if parent else "")
+               + "}")
+        parent = hashlib.sha256(doc.encode()).hexdigest()
+        out.append(f"{parent}/layer.tar")
+    return [*out, None] if diff_ids else []
 
 
 def legacy_manifest(refs: list[str]) -> list[str]:
@@ -120,21 +157,39 @@ def oci_skip(images: Iterable[Sequence[str]], have: set[str]) -> Skip:
 
 
 def legacy_skip(images: Iterable[Sequence[str]], have: set[str], manifest: str) -> Skip:
-    """Member paths from the tar's manifest.json, paired with each image's DiffIDs in order.
-    A path is left out only when every DiffID it carries is skippable (a repeated layer's
-    later copies link to the first)."""
+    """Member paths from the tar's manifest.json, paired with each image's DiffIDs in order."""
     listed = json.loads(manifest)
     diffs_of = list(images)
     if len(listed) != len(diffs_of):
         raise ValueError(f"manifest.json lists {len(listed)} images, {len(diffs_of)} were saved")
-    skip, need = skippable(diffs_of, have)
-    carries: dict[str, set[str]] = {}
+    paths_of: list[Sequence[str | None]] = []
     for entry, diffs in zip(listed, diffs_of, strict=True):
         paths = entry.get("Layers") or []
         if len(paths) != len(diffs):
             raise ValueError(f"manifest.json lists {len(paths)} layers for {entry.get('Config')}"
                              f", the image has {len(diffs)}")
+        paths_of.append(paths)
+    return _path_skip(diffs_of, paths_of, have)
+
+
+def computed_skip(images: Iterable[Sequence[str]], have: set[str]) -> Skip:
+    """As `legacy_skip`, with the paths computed (`v1_paths`): every image's top layer goes."""
+    diffs_of = list(images)
+    return _path_skip(diffs_of, [v1_paths(d) for d in diffs_of], have)
+
+
+def _path_skip(diffs_of: list[Sequence[str]], paths_of: list[Sequence[str | None]],
+               have: set[str]) -> Skip:
+    """A path is left out only when every DiffID it carries is skippable (a repeated layer's
+    later copies link to the first); a layer whose path is unknown (None) is sent."""
+    skip, need = skippable(diffs_of, have)
+    carries: dict[str, set[str]] = {}
+    for paths, diffs in zip(paths_of, diffs_of, strict=True):
         for path, diff in zip(paths, diffs, strict=True):
-            carries.setdefault(path, set()).add(diff)
+            if path is None:
+                need.add(diff)
+                skip.discard(diff)
+            else:
+                carries.setdefault(path, set()).add(diff)
     members = sorted(p for p, ds in carries.items() if ds <= skip)
     return Skip(members, len(skip), len(need))

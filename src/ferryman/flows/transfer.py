@@ -205,6 +205,8 @@ class LayerTransfer(StreamTransfer):
             return p
         if sf.oci_save:
             p.skip = dl.oci_skip(diffs, held)
+        elif sf.computable_paths:
+            p.skip = dl.computed_skip(diffs, held)
         else:
             refs = [i.ref for i in images]
             manifest = await self._manifest(src, refs)
