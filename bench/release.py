@@ -4,8 +4,12 @@ goes), of a no-op release, and of a release to a TO that holds nothing of the ap
 images), beside `docker save | ssh docker load` of the same image between the same hosts;
 then the issue's targets as ratios from this one run.
 
-Run: .venv/bin/python bench/release.py [bookworm|trixie]   (needs a local Docker engine; starts
-and removes two test hosts of that kind). Prints figures; asserts nothing.
+Run: .venv/bin/python bench/release.py [bookworm|trixie] [MBIT]   (needs a local Docker engine;
+starts and removes two test hosts of that kind). Prints figures; asserts nothing.
+
+MBIT: FROM's uplink shaped to that many megabits per second (`tc tbf` on the eth0 of FROM's
+test host, a network namespace this run created), for both ferryman and the plain pipe: what
+a release between two servers over a real link costs, where loopback measures CPU and disk.
 """
 
 from __future__ import annotations
@@ -108,8 +112,10 @@ def main() -> None:
         lab = Lab(work, prefix=f"ferryman-bench-{uuid.uuid4().hex[:6]}")
         try:
             kind = sys.argv[1] if len(sys.argv) > 1 else "bookworm"
+            mbit = int(sys.argv[2]) if len(sys.argv) > 2 else 0
             test, prod = lab.start(["test", "prod"], kinds={"test": kind, "prod": kind})
-            print(f"host kind: {kind}")
+            print(f"host kind: {kind}, FROM's uplink: "
+                  + (f"{mbit} Mbit/s (tc tbf)" if mbit else "loopback, unshaped"))
             lab.load_image(test, v1)
             lab.load_image(test, v2)
             lab.load_image(prod, v1)
@@ -118,6 +124,9 @@ def main() -> None:
             for host, image in ((test, v2), (prod, v1)):
                 lab.exec(host, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080",
                                 "--init", image])
+            if mbit:
+                lab.exec(test, ["tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate",
+                                f"{mbit}mbit", "burst", "256kb", "latency", "100ms"])
             config = work / "ferryman.yml"
             config.write_text(CONFIG.format(workdir=work, known_hosts=lab.known_hosts,
                                             key=lab.key_path, test_port=test.port,

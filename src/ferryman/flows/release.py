@@ -119,6 +119,16 @@ async def _inspect_group(pool: HostPool, env: str, host: str,
     return parse_containers(res.stdout)
 
 
+async def _read_targets(pool: HostPool, env: str, services: list[str] | None) -> tuple[
+        list[Placement], list[tuple[tuple[str, str], list[Placement]]],
+        list[dict[str, ContainerFacts]]]:
+    await pool.resolve(env)
+    targets = pool.placements(env, services)
+    groups = list(by_host(targets))
+    found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
+    return targets, groups, list(found)
+
+
 async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[str, Source]:
     await pool.resolve(env)
     places = pool.placements(env, services or None)
@@ -196,7 +206,6 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if tag is not None:
         pol.check_tag(tag)
     sources = await read_sources(pool, src_env, services)
-    await pool.resolve(dst_env)
     refs: dict[str, str] = {}
     if tag is not None:
         refs = pol.refs_for_tag(sources, {n: s.facts.image_id for n, s in sources.items()},
@@ -220,16 +229,15 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if tag is not None:
         plan.record_extra["tag"] = tag
     transfer = transfer or LayerTransfer()
-    targets = pool.placements(dst_env, list(sources))
-    groups = list(by_host(targets))
-    found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
+    targets, groups, found = await _read_targets(pool, dst_env, list(sources))
     plan.seen = {host: facts for ((_, host), _), facts in zip(groups, found, strict=True)}
     current = plan.seen
     ctx = UndoContext(cfg, pool, dst_env)
     # 1) images each TO host lacks, read once on FROM for the hosts that take the same stream
-    wanted: list[Wanted] = []
-    for (_, host_label), places in groups:
-        wanted.extend(await _wanted(pool, plan, host_label, places, transfer))
+    # (every TO host planned at once: each plan is a few round trips of its own)
+    wanted = [w for ws in await asyncio.gather(*(
+        _wanted(pool, plan, host_label, places, transfer) for (_, host_label), places in groups))
+        for w in ws]
     plan.steps.extend(_transfer_steps(wanted, transfer, bus, ctx))
     # 1a) --tag: the release's own name for the images, on each TO host
     for (_, host_label), places in groups:
