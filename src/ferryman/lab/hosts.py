@@ -78,13 +78,16 @@ class Lab:
 
     def start(self, roles: list[str], timeout: float = 90,
               kinds: dict[str, str] | None = None,
-              publish: tuple[int, ...] = ()) -> list[LabHost]:
+              publish: tuple[int, ...] = (), volumes: tuple[str, ...] = (),
+              tmpfs: tuple[str, ...] = ()) -> list[LabHost]:
         """Starts a host per role; `kinds` maps a role to its kind (default: the lab's);
-        `publish`: ports of each host reachable on 127.0.0.1 (LabHost.published)."""
+        `publish`: ports of each host reachable on 127.0.0.1 (LabHost.published); `volumes`:
+        `docker run -v` specs for each host, `{role}` replaced by the host's role; `tmpfs`:
+        folders of each host in memory."""
         chosen = {r: host_kind((kinds or {}).get(r, self.kind)).name for r in roles}
         with ThreadPoolExecutor(max_workers=len(roles) or 1) as pool:
             started = list(pool.map(
-                lambda r: self._start_one(r, timeout, chosen[r], publish), roles))
+                lambda r: self._start_one(r, timeout, chosen[r], publish, volumes, tmpfs), roles))
         lines = []
         for host in started:
             self.hosts[host.role] = host
@@ -96,10 +99,13 @@ class Lab:
         return started
 
     def _start_one(self, role: str, timeout: float, kind: str,
-                   publish: tuple[int, ...] = ()) -> LabHost:
+                   publish: tuple[int, ...] = (), volumes: tuple[str, ...] = (),
+                   tmpfs: tuple[str, ...] = ()) -> LabHost:
         name = f"{self.prefix}-{role}"
         docker("rm", "-f", name, check=False)
         extra = [f for p in publish for f in ("-p", f"127.0.0.1::{p}")]
+        extra += [f for v in volumes for f in ("-v", v.replace("{role}", role))]
+        extra += [f for t in tmpfs for f in ("--tmpfs", f"{t}:exec")]
         docker("run", "-d", "--name", name, "--hostname", role,
                "--label", f"{LAB_LABEL}={self.prefix}", *HOST_FLAGS, "-p", "127.0.0.1::22",
                *extra, "-e", f"AUTHORIZED_KEY={self.public_key}", host_kind(kind).image)
