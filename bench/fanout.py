@@ -2,8 +2,12 @@
 runs) to a TO of three hosts, beside the same release to a TO of one host. FROM's `docker
 save` runs once for the three.
 
-Run: .venv/bin/python bench/fanout.py   (needs a local Docker engine; starts and removes four
-test hosts). Prints figures; asserts nothing.
+Run: .venv/bin/python bench/fanout.py [bookworm|trixie] [MBIT]   (needs a local Docker engine;
+starts and removes four test hosts). Prints figures; asserts nothing.
+
+MBIT: FROM's uplink shaped to that many megabits per second (`tc tbf` in FROM's test host), as
+between servers in two places; unshaped, the four hosts and the relay share this machine's
+cores, and the three `docker load`s at once are what the fan-out waits on.
 """
 
 from __future__ import annotations
@@ -78,7 +82,15 @@ def main() -> None:
         work = Path(tmp)
         lab = Lab(work, prefix=f"ferryman-bench-{uuid.uuid4().hex[:6]}")
         try:
-            test, *prods = lab.start(["test", "prod1", "prod2", "prod3"])
+            kind = sys.argv[1] if len(sys.argv) > 1 else "bookworm"
+            mbit = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+            test, *prods = lab.start(["test", "prod1", "prod2", "prod3"], kinds=dict.fromkeys(
+                ["test", "prod1", "prod2", "prod3"], kind))
+            print(f"host kind: {kind}, FROM's uplink: "
+                  + (f"{mbit} Mbit/s (tc tbf)" if mbit else "loopback, unshaped"))
+            if mbit:
+                lab.exec(test, ["tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate",
+                                f"{mbit}mbit", "burst", "256kb", "latency", "100ms"])
             lab.load_image(test, new)
             lab.exec(test, ["docker", "run", "-d", "--name", "web", "-p", "8080:8080",
                             "--init", new])
