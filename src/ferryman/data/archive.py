@@ -101,8 +101,6 @@ exec nice -n 10 tail -c +1 -s 0.2 --pid="$pid" -f -
 _RECEIVE = _SHA256_FN + _COUNT_FN + r'''
 set -u
 out=$1 dest=$2 decomp=$3
-# Niced: the services still running on the receiving host keep the CPU first.
-renice -n 10 -p $$ >/dev/null 2>&1 || true
 mkdir -p "$(dirname "$out")" && : > "$out.part" || exit 1
 if [ -n "$dest" ]; then rm -rf -- "$dest" && mkdir -p -- "$dest" || exit 1; fi
 tmp=$(mktemp -d) || exit 1
