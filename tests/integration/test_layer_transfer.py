@@ -89,6 +89,35 @@ def test_only_the_missing_layer_is_sent_and_the_image_runs(pair: Demo) -> None:
     assert sent["saves"] == 1
 
 
+# dockerd restarted in another zone: Docker 20.10 writes the epoch each layer below an image's
+# top is "created" at in dockerd's local time, and the v1id it names that layer by hashes it.
+RESTART_IN_LONDON = """
+ln -sf /usr/share/zoneinfo/Europe/London /etc/localtime
+pkill dockerd; while pgrep -x dockerd >/dev/null; do sleep 0.2; done
+setsid sh -c 'dockerd --host=unix:///var/run/docker.sock --dns 127.0.0.1 \
+  >>/var/log/dockerd.log 2>&1' </dev/null >/dev/null 2>&1 &
+i=0; until docker info >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.2; done
+i=0; until [ "$(docker inspect -f '{{.State.Running}}' web)" = true ]; do
+  i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.2
+done
+date -d @0 +%:z
+"""
+
+
+@pytest.mark.parametrize("pair", ["bookworm"], indirect=True)
+def test_a_source_in_another_zone_still_sends_only_the_missing_layer(pair: Demo) -> None:
+    test, prod = pair.hosts["test"], pair.hosts["prod"]
+    assert pair.lab.sh(test, RESTART_IN_LONDON).split()[-1] == "+01:00"
+    run = ferryman(pair.config, "release", "test", "prod", "--service", "web", "--yes")
+    assert run.code == 0, run.err
+    sent = _sent(pair)
+    assert sent["params"]["left_out"] == "1 layer(s) prod-1 has"
+    assert sent["wire"] < TOP_KB * 1024 + 64 * 1024
+    assert sent["saves"] == 1 and sent["warns"] == []
+    want = pair.lab.sh(test, "docker inspect --format '{{.Image}}' web").strip()
+    assert pair.lab.sh(prod, "docker inspect --format '{{.Image}}' web").strip() == want
+
+
 SHIM = """#!/bin/sh
 # The first `docker load` fails, as when TO lost a layer between the plan and the load.
 if [ "$1" = load ] && [ ! -e /tmp/ferryman-load-failed ]; then

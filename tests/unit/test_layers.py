@@ -74,6 +74,28 @@ def test_legacy_paths_below_the_top_are_computed_as_the_engine_names_them() -> N
     assert full.members == sorted(PATHS[:2]) and (full.layers, full.kept) == (2, 1)
 
 
+@pytest.mark.parametrize(("local", "go"), [
+    ("1970-01-01T00:00:00+00:00", "1970-01-01T00:00:00Z"),
+    ("1970-01-01T01:00:00+01:00", "1970-01-01T01:00:00+01:00"),  # Europe/London in 1970
+    ("1969-12-31T19:00:00-05:00", "1969-12-31T19:00:00-05:00"),
+    ("", None), ("Thu Jan  1 00:00:00 UTC 1970", None),  # no GNU date
+])
+def test_the_epoch_is_written_as_go_writes_it_in_the_hosts_zone(local: str, go: str | None
+                                                                ) -> None:
+    assert dl.go_epoch(local) == go
+    facts = dl.parse_host_facts(f"server 20.10.24+dfsg1\nepoch {local}\n")
+    assert facts.epoch == go and facts.computable_paths == (go is not None)
+
+
+def test_paths_are_computed_only_where_checked() -> None:
+    epoch = "\nepoch 1970-01-01T00:00:00+00:00\n"
+    for version, ok in (("20.10.24+dfsg1", True), ("19.03.15", False), ("1.13.1", False),
+                        ("24.0.7", False), ("26.1.5+dfsg1", False)):
+        assert dl.parse_host_facts(f"server {version}{epoch}").computable_paths is ok, version
+    # Another zone names other paths: a layer's v1id hashes its creation time as written.
+    assert dl.v1_paths(L3, "1970-01-01T01:00:00+01:00")[:2] != PATHS[:2]
+
+
 def test_a_manifest_that_does_not_match_the_images_is_refused() -> None:
     with pytest.raises(ValueError, match="lists 3 layers"):
         dl.legacy_skip([L3[:2]], set(), MANIFEST)
@@ -95,7 +117,8 @@ def test_host_facts(stdout: str, docker: str, containerd: bool, gnu: bool, oci: 
 
 
 def _hosts(dst_facts: str, src_facts: str = "") -> tuple[ScriptedHost, ScriptedHost]:
-    legacy = 'server 20.10.24+dfsg1\nstatus [["Backing Filesystem","extfs"]]\ntar (GNU tar) 1.34\n'
+    legacy = ('server 20.10.24+dfsg1\nstatus [["Backing Filesystem","extfs"]]\n'
+              "tar (GNU tar) 1.34\nepoch 1970-01-01T00:00:00+00:00\n")
     src = ScriptedHost("test-1").on(di.compressors(), Reply(0, "zstd\ngzip\n"))
     src.on(dl.host_facts(), Reply(0, src_facts or legacy))
     src.on(dl.legacy_manifest(["app:v3"]), Reply(0, MANIFEST))
@@ -115,7 +138,8 @@ def _prepare(src: ScriptedHost, dst: ScriptedHost) -> Prepared:
 @pytest.mark.parametrize("version", ["20.10.24+dfsg1", "24.0.7"])
 def test_the_transfer_leaves_out_what_the_target_has_and_the_plan_says_so(version: str) -> None:
     """20.10: the paths are computed, FROM's tar is read once; 24: read from its manifest."""
-    facts = f'server {version}\nstatus [["Backing Filesystem","extfs"]]\ntar (GNU tar) 1.34\n'
+    facts = (f'server {version}\nstatus [["Backing Filesystem","extfs"]]\ntar (GNU tar) 1.34\n'
+             "epoch 1970-01-01T00:00:00+00:00\n")
     src, dst = _hosts("", facts)
     p = asyncio.run(LayerTransfer().prepare(src, dst, [IMG]))  # type: ignore[arg-type]
     assert len(src.ran_matching(*dl.legacy_manifest(["app:v3"]))) == (version[:2] == "24")

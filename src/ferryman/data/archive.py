@@ -29,10 +29,11 @@ sha256() {
 }
 '''
 
-# "FILES BYTES" of a folder's regular files, in one walk of the tree.
+# "FILES BYTES" of a folder's regular files, in one walk of the tree. printf, not print: mawk
+# (Debian's awk) prints sums from 2^31 on as 3e+09.
 _COUNT_FN = r'''
 count_files() {
-  find "$1" -xdev -type f -printf '%s\n' | awk '{n++; s+=$1} END {print n+0, s+0}'
+  find "$1" -xdev -type f -printf '%s\n' | awk '{n++; s+=$1} END {printf "%.0f %.0f\n", n, s}'
 }
 '''
 

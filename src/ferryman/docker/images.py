@@ -14,15 +14,23 @@ _SAVE = (
     'echo "docker save exit $s, compressor exit $z" >&2; exit 1; fi'
 )
 # The same, with members dropped from the tar on the source (GNU tar), named one a line in $2.
+# Some names the tar lacks only means those members went along (tar exits 2 saying "Not found
+# in archive" and passes everything else): the load is whole, so that is said, not failed.
+# None found is a failure: GNU tar then writes nothing at all.
 _SAVE_FILTERED = (
-    'st=$(mktemp) && ft=$(mktemp) && names=$(mktemp) || exit 1; c="$1"; '
+    'st=$(mktemp) && ft=$(mktemp) && te=$(mktemp) && names=$(mktemp) || exit 1; c="$1"; '
     'printf "%s\\n" "$2" > "$names"; shift 2; '
     '{ docker save "$@"; echo $? > "$st"; } | '
-    '{ tar -f - --delete -T "$names"; echo $? > "$ft"; } | $c; z=$?; '
-    's=$(cat "$st"); f=$(cat "$ft"); rm -f "$st" "$ft" "$names"; '
+    '{ tar -f - --delete -T "$names" 2> "$te"; echo $? > "$ft"; } | $c; z=$?; '
+    's=$(cat "$st"); f=$(cat "$ft"); m=$(grep -c "Not found in archive" "$te"); '
+    'if [ "$f" = 2 ] && [ "$m" -gt 0 ] && [ "$m" -lt "$(wc -l < "$names")" ] && ! grep -v '
+    '-e "Not found in archive" -e "Exiting with failure status" "$te" | grep -q .; then '
+    'echo "ferryman-filter: $m path(s) to leave out were not in the tar" >&2; f=0; '
+    'else cat "$te" >&2; fi; rm -f "$st" "$ft" "$te" "$names"; '
     'if [ "$s" != 0 ] || [ "$f" != 0 ] || [ "$z" != 0 ]; then '
     'echo "docker save exit $s, tar filter exit $f, compressor exit $z" >&2; exit 1; fi'
 )
+NOT_IN_TAR = "ferryman-filter: "
 _LOAD = (
     'st=$(mktemp) || exit 1; '
     '{ $1; echo $? > "$st"; } | docker load; l=$?; d=$(cat "$st"); rm -f "$st"; '

@@ -25,9 +25,12 @@ _ALL = ('ids=$(docker image ls -qa --no-trunc | sort -u); [ -n "$ids" ] || exit 
         'docker image inspect --format "{{json .RootFS.Layers}}" $ids')
 # The image store and the tools the filter needs: `docker info`'s driver status names the
 # containerd snapshotter when that store is in use; GNU tar can delete members from a stream.
+# The epoch in the host's local time, as Docker 20.10 (Go, local zone) writes it in the v1
+# config of every layer below an image's top (v1_paths).
 _FACTS = ('docker version --format "server {{.Server.Version}}" 2>/dev/null; '
           'docker info --format "status {{json .DriverStatus}}" 2>/dev/null; '
-          'tar --version 2>/dev/null | head -n 1; exit 0')
+          'tar --version 2>/dev/null | head -n 1; '
+          'echo "epoch $(date -d @0 +%Y-%m-%dT%H:%M:%S%:z 2>/dev/null)"; exit 0')
 # A legacy (Docker < 25) tar's own manifest.json: the only place its layer paths are named.
 _MANIFEST = 'docker save "$@" | tar -xOf - manifest.json'
 
@@ -68,6 +71,7 @@ class HostFacts:
     docker: str = ""
     containerd_store: bool = False
     gnu_tar: bool = False
+    epoch: str | None = None  # time.Unix(0, 0) as Go writes it in the host's zone
 
     @property
     def major(self) -> int | None:
@@ -83,8 +87,10 @@ class HostFacts:
 
     @property
     def computable_paths(self) -> bool:
-        """A legacy tar's layer paths follow from the DiffIDs (`v1_paths`): checked on 20.10."""
-        return self.major is not None and self.major <= 20
+        """A legacy tar's layer paths follow from the DiffIDs (`v1_paths`): checked on 20.10
+        (17.06 to 19.03 write the same, unchecked; 1.13 and 17.03 do not), in a zone `date`
+        could name."""
+        return self.docker.startswith("20.10.") and self.epoch is not None
 
 
 def parse_host_facts(stdout: str) -> HostFacts:
@@ -96,13 +102,15 @@ def parse_host_facts(stdout: str) -> HostFacts:
             out.containerd_store = "io.containerd.snapshotter" in line
         elif "GNU tar" in line:
             out.gnu_tar = True
+        elif line.startswith("epoch "):
+            out.epoch = go_epoch(line.split(" ", 1)[1].strip())
     return out
 
 
 # The v1 config every layer below an image's top one carries in a Docker 20.10 `docker save`:
-# the zero container config as that version marshals it, created at the epoch (checked against
-# real tars in tests/integration/test_layer_transfer.py). Later legacy versions (23, 24) may
-# marshal it otherwise: their names are read from the tar instead.
+# the zero container config as that version marshals it, created at the epoch in dockerd's
+# local time (checked against real tars in tests/integration/test_layer_transfer.py). Other
+# legacy versions (before 17.06 no epoch; 23, 24 unchecked) have their names read from the tar.
 _V1_ZERO_CONFIG = (
     '{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,'
     '"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,'
@@ -110,15 +118,24 @@ _V1_ZERO_CONFIG = (
     '"Labels":null}')
 
 
-def v1_paths(diff_ids: Sequence[str]) -> list[str | None]:
+def go_epoch(local: str) -> str | None:
+    """`date -d @0 +%Y-%m-%dT%H:%M:%S%:z` as Go's JSON writes that instant (Z for a zero
+    offset); None when it is not a plain RFC 3339 time."""
+    if len(local) != 25 or local[19] not in "+-" or local[22] != ":":
+        return None
+    return local[:19] + "Z" if local[19:] in ("+00:00", "-00:00") else local
+
+
+def v1_paths(diff_ids: Sequence[str], epoch: str = "1970-01-01T00:00:00Z"
+             ) -> list[str | None]:
     """The tar paths of an image's layers as Docker 20.10 names them, base first; None for the
     top layer, whose v1id hashes the image's whole config. moby's v1.CreateID: sha256 of the
     v1 config (ID empty) with `layer_id` (the ChainID) and `parent` (the previous v1id) added,
-    keys sorted, compact."""
+    keys sorted, compact. `epoch`: time.Unix(0, 0) in dockerd's zone, as Go writes it."""
     out: list[str | None] = []
     parent = ""
     for chain in chain_ids(diff_ids)[:-1]:
-        doc = (f'{{"container_config":{_V1_ZERO_CONFIG},"created":"1970-01-01T00:00:00Z",'
+        doc = (f'{{"container_config":{_V1_ZERO_CONFIG},"created":"{epoch}",'
                f'"layer_id":"{chain}"' + (f',"parent":"sha256:{parent}"' if parent else "")
                + "}")
         parent = hashlib.sha256(doc.encode()).hexdigest()
@@ -172,10 +189,11 @@ def legacy_skip(images: Iterable[Sequence[str]], have: set[str], manifest: str) 
     return _path_skip(diffs_of, paths_of, have)
 
 
-def computed_skip(images: Iterable[Sequence[str]], have: set[str]) -> Skip:
+def computed_skip(images: Iterable[Sequence[str]], have: set[str],
+                  epoch: str = "1970-01-01T00:00:00Z") -> Skip:
     """As `legacy_skip`, with the paths computed (`v1_paths`): every image's top layer goes."""
     diffs_of = list(images)
-    return _path_skip(diffs_of, [v1_paths(d) for d in diffs_of], have)
+    return _path_skip(diffs_of, [v1_paths(d, epoch) for d in diffs_of], have)
 
 
 def _path_skip(diffs_of: list[Sequence[str]], paths_of: list[Sequence[str | None]],

@@ -234,10 +234,12 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     current = plan.seen
     ctx = UndoContext(cfg, pool, dst_env)
     # 1) images each TO host lacks, read once on FROM for the hosts that take the same stream
-    # (every TO host planned at once: each plan is a few round trips of its own)
-    wanted = [w for ws in await asyncio.gather(*(
-        _wanted(pool, plan, host_label, places, transfer) for (_, host_label), places in groups))
-        for w in ws]
+    # (every TO host planned at once: each plan is a few round trips of its own; its notes
+    # are kept in host order)
+    planned = await asyncio.gather(*(_wanted(pool, plan, host_label, places, transfer)
+                                     for (_, host_label), places in groups))
+    wanted = [w for ws, _ in planned for w in ws]
+    plan.notes.extend(n for _, notes in planned for n in notes)
     plan.steps.extend(_transfer_steps(wanted, transfer, bus, ctx))
     # 1a) --tag: the release's own name for the images, on each TO host
     for (_, host_label), places in groups:
@@ -386,7 +388,9 @@ class Wanted:
 
 
 async def _wanted(pool: HostPool, plan: Plan, host_label: str, places: list[Placement],
-                  transfer: Transfer) -> list[Wanted]:
+                  transfer: Transfer) -> tuple[list[Wanted], list[str]]:
+    """What `host_label` lacks, as planned transfers, and the notes the plan shows."""
+    notes: list[str] = []
     dst = pool.host(plan.dst_env, host_label)
     wanted = {plan.sources[p.service].ref: plan.sources[p.service] for p in places}
     res = await dst.run(di.inspect_images(list(wanted)), timeout=60)
@@ -396,7 +400,7 @@ async def _wanted(pool: HostPool, plan: Plan, host_label: str, places: list[Plac
     need: dict[str, list[ImageToSend]] = {}
     for ref, src in wanted.items():
         if had.get(ref) == src.facts.image_id or (ref == src.facts.image_id and ref in had_ids):
-            plan.notes.append(f"{host_label} already has {ref}")
+            notes.append(f"{host_label} already has {ref}")
             continue
         img = ImageToSend(ref, src.facts.image_id, int(src.image.get("Size") or 0),
                           list((src.image.get("RootFS") or {}).get("Layers") or []))
@@ -405,10 +409,10 @@ async def _wanted(pool: HostPool, plan: Plan, host_label: str, places: list[Plac
     for src_host, images in need.items():
         prepared = await transfer.prepare(pool.host(plan.src_env, src_host), dst, images)
         if prepared.whole_because:
-            plan.notes.append(f"whole images to {host_label}: {prepared.whole_because}")
+            notes.append(f"whole images to {host_label}: {prepared.whole_because}")
         out.append(Wanted(host_label, src_host, {i.ref: had.get(i.ref) for i in images},
                           prepared))
-    return out
+    return out, notes
 
 
 def _transfer_steps(wanted: list[Wanted], transfer: Transfer, bus: EventBus,

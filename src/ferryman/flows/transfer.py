@@ -141,6 +141,11 @@ class StreamTransfer:
             wire += again.bytes
             res = PipeResult(again.source, res.sinks, wire)
             results.update(zip([p.dst.label for p in redo], again.sinks, strict=True))
+        said = next((line for line in (res.source.stderr or "").splitlines()
+                     if line.startswith(di.NOT_IN_TAR)), None)
+        if first.skip is not None and said:
+            bus.warn(f"on {src.label}, {said.removeprefix(di.NOT_IN_TAR)}: the layers they "
+                     "stood for went along (more bytes than planned; the load is whole)")
         bus.emit("progress", task=task, description=desc, completed=total, total=total,
                  done=True)
         if not res.source.ok:
@@ -205,8 +210,8 @@ class LayerTransfer(StreamTransfer):
             return p
         if sf.oci_save:
             p.skip = dl.oci_skip(diffs, held)
-        elif sf.computable_paths:
-            p.skip = dl.computed_skip(diffs, held)
+        elif sf.computable_paths and sf.epoch:
+            p.skip = dl.computed_skip(diffs, held, sf.epoch)
         else:
             refs = [i.ref for i in images]
             manifest = await self._manifest(src, refs)

@@ -185,7 +185,9 @@ async def plan_swarm_release(cfg: Config, pool: HostPool, src_env: str, dst_env:
             per_host.setdefault(label, []).append(Placement(dst_env, label, name, ""))
     wanted: list[rel.Wanted] = []
     for label, places in per_host.items():
-        wanted.extend(await rel._wanted(pool, plan, label, places, transfer))
+        ws, notes = await rel._wanted(pool, plan, label, places, transfer)
+        wanted.extend(ws)
+        plan.notes.extend(notes)
     plan.steps.extend(rel._transfer_steps(wanted, transfer, bus, ctx))
     for label, places in per_host.items():
         plan.steps.extend(await rel._tag_steps(pool, plan, label, places, ctx))
