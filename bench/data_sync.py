@@ -1,8 +1,12 @@
 """Data benchmark: throughput of `ferryman sync-data` for about 1 GB of mixed files (many
 small, a few large) beside `tar | ssh | tar` of the same data between the same hosts.
 
-Run: .venv/bin/python bench/data_sync.py [bookworm|trixie] [disk]   (needs a local Docker engine;
-starts and removes two test hosts of that kind). Prints figures; asserts nothing.
+Run: .venv/bin/python bench/data_sync.py [bookworm|trixie] [disk] [MBIT]   (needs a local
+Docker engine; starts and removes two test hosts of that kind). Prints figures; asserts
+nothing.
+
+MBIT: FROM's uplink shaped to that many megabits per second (`tc tbf` in FROM's test host) for
+both sides, one round each (a round takes minutes at such rates).
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ def main() -> None:
             # groups), and which folders are slow changed within minutes: that drowned every
             # other figure. `disk`: folders of this run's temporary directory instead.
             disk = "disk" in sys.argv[2:]
+            mbit = next((int(a) for a in sys.argv[2:] if a.isdigit()), 0)
             where = ((f"{work}/{{role}}/srv:/srv", f"{work}/{{role}}/ferryman:/var/lib/ferryman")
                      if disk else ())
             test, prod = lab.start(["test", "prod"], kinds={"test": kind, "prod": kind},
@@ -140,7 +145,11 @@ def main() -> None:
             # Rounds alternate, so a slow spell of the shared disk falls on both sides alike;
             # medians are compared.
             bases, walls, downs, snaps = [], [], [], []
-            for n in range(ROUNDS):
+            if mbit:
+                lab.exec(test, ["tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate",
+                                f"{mbit}mbit", "burst", "256kb", "latency", "100ms"])
+                print(f"FROM's uplink: {mbit} Mbit/s (tc tbf)")
+            for n in range(1 if mbit else ROUNDS):
                 bases.append(plain())
                 wall, down, out = synced()
                 walls.append(wall)
