@@ -119,9 +119,10 @@ async def _inspect_group(pool: HostPool, env: str, host: str,
     return parse_containers(res.stdout)
 
 
-async def _read_targets(pool: HostPool, env: str, services: list[str] | None) -> tuple[
+async def _read_containers(pool: HostPool, env: str, services: list[str] | None) -> tuple[
         list[Placement], list[tuple[tuple[str, str], list[Placement]]],
         list[dict[str, ContainerFacts]]]:
+    """Where each service runs in `env`, grouped by host, and each host's containers read."""
     await pool.resolve(env)
     targets = pool.placements(env, services)
     groups = list(by_host(targets))
@@ -130,10 +131,7 @@ async def _read_targets(pool: HostPool, env: str, services: list[str] | None) ->
 
 
 async def read_sources(pool: HostPool, env: str, services: list[str]) -> dict[str, Source]:
-    await pool.resolve(env)
-    places = pool.placements(env, services or None)
-    groups = list(by_host(places))
-    found = await asyncio.gather(*(_inspect_group(pool, e, h, ps) for (e, h), ps in groups))
+    places, groups, found = await _read_containers(pool, env, services or None)
     per_host = {host: facts for ((_, host), _), facts in zip(groups, found, strict=True)}
     sources: dict[str, Source] = {}
     for name in dict.fromkeys(p.service for p in places):
@@ -229,7 +227,7 @@ async def plan_release(cfg: Config, pool: HostPool, src_env: str, dst_env: str,
     if tag is not None:
         plan.record_extra["tag"] = tag
     transfer = transfer or LayerTransfer()
-    targets, groups, found = await _read_targets(pool, dst_env, list(sources))
+    targets, groups, found = await _read_containers(pool, dst_env, list(sources))
     plan.seen = {host: facts for ((_, host), _), facts in zip(groups, found, strict=True)}
     current = plan.seen
     ctx = UndoContext(cfg, pool, dst_env)
